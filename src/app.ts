@@ -1,0 +1,93 @@
+import cors from '@fastify/cors'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
+import { MemoryTokenStore } from './cache/memory-store.js'
+import type { TokenStore } from './cache/token-store.js'
+import type { Config } from './config/index.js'
+import type { Counters } from './counters/counters.js'
+import { MemoryCounters } from './counters/memory-counters.js'
+import { createLogger } from './logger.js'
+import { createMetrics, type Metrics } from './metrics/metrics.js'
+import errorHandler from './plugins/error-handler.js'
+import limits from './plugins/limits.js'
+import requestLog from './plugins/request-log.js'
+import services from './plugins/services.js'
+import docs from './routes/docs.js'
+import health, { type ReadinessCheck } from './routes/health.js'
+import tokenRoute from './routes/token.js'
+
+/** What a caller (the server, a test, a benchmark) may provide instead of the defaults. */
+export interface AppDeps {
+  logger?: FastifyBaseLogger
+  store?: TokenStore
+  counters?: Counters
+  /** A @fastify/rate-limit store class for the broker's own limits. */
+  rateLimitStore?: unknown
+  metrics?: Metrics
+  now?: () => number
+  readiness?: ReadinessCheck[]
+}
+
+/** Largest request body accepted (the contract's 16 KiB). */
+export const BODY_LIMIT = 16 * 1024
+
+/** The headers a browser must be allowed to read on a token answer. */
+export const EXPOSED_HEADERS = [
+  'X-RateLimit-Limit',
+  'X-RateLimit-Remaining',
+  'X-RateLimit-Reset',
+  'RateLimit-Limit',
+  'RateLimit-Remaining',
+  'RateLimit-Reset',
+  'Retry-After',
+]
+
+/**
+ * The composition root: builds the broker as a Fastify instance, ready to
+ * `listen` or `inject`. Reads no environment; everything comes in `config` and `deps`.
+ */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger ?? createLogger(config.logLevel),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    // Long enough for an upstream call plus a wait on another replica's mint.
+    requestTimeout: config.upstream.timeoutMs * 2 + 5000,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 300 },
+  })
+  app.server.headersTimeout = 10_000
+
+  // No body at all means `{}`; anything else is parsed safely (prototype poisoning refused).
+  // Only JSON is accepted: every other type (text/plain included) is a 415.
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, {})
+    json(request, body as string, done)
+  })
+
+  await app.register(errorHandler)
+  await app.register(requestLog)
+  await app.register(services, {
+    config,
+    store: deps.store ?? new MemoryTokenStore(),
+    counters: deps.counters ?? new MemoryCounters(deps.now),
+    metrics: deps.metrics ?? createMetrics(),
+    now: deps.now ?? Date.now,
+  })
+  await app.register(cors, {
+    // A preflight carries no credential: answer it for every tenant's origins; the request itself is held to its tenant's.
+    origin: (origin, cb) => cb(null, origin !== undefined && app.broker.tenants.origins.has(origin) ? origin : false),
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  })
+  await app.register(limits, { store: deps.rateLimitStore })
+  await app.register(health, { checks: deps.readiness ?? [] })
+  await app.register(docs)
+  await app.register(tokenRoute)
+  return app
+}

@@ -1,0 +1,119 @@
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose'
+import { LRUCache } from 'lru-cache'
+import type { Tenant } from '../config/tenant-schema.js'
+import { BrokerError } from '../errors.js'
+import { ApiKeyIndex } from './api-keys.js'
+import { createJwtVerifier, type JwksCache, type JwtVerifier } from './jwt-verifier.js'
+
+/** Longest credential accepted; anything larger is refused before any parsing. */
+export const MAX_CREDENTIAL_BYTES = 8192
+/** Header parameters that would let a token choose its own key: never honoured. */
+const KEY_CHOOSING_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'] as const
+
+/** Who is calling: the tenant, and for a user JWT the subject and the verified claims. */
+export type Credential =
+  | { mode: 'jwt'; tenantId: string; subject: string; claims: JWTPayload }
+  | { mode: 'apiKey'; tenantId: string }
+
+interface JwtTenant {
+  id: string
+  issuer: string | undefined
+  audience: string[] | undefined
+  subjectClaim: string
+  verifier: JwtVerifier
+}
+
+/** The contract's 401; `presented` says whether the RFC 6750 challenge carries `error="invalid_token"`. */
+export function unauthenticated(presented: boolean, message = 'A valid credential is required.'): BrokerError {
+  const challenge = presented ? 'Bearer realm="tiktools-broker", error="invalid_token"' : 'Bearer realm="tiktools-broker"'
+  return new BrokerError('UNAUTHENTICATED', message, { headers: { 'www-authenticate': challenge } })
+}
+
+function audiences(aud: string | string[] | undefined): string[] {
+  return aud === undefined ? [] : Array.isArray(aud) ? aud : [aud]
+}
+
+/**
+ * Turns an `Authorization` header into a {@link Credential}, or throws the
+ * contract's 401. Built from one set of tenants; rebuilt on reload.
+ */
+export class Authenticator {
+  readonly #apiKeys: ApiKeyIndex
+  readonly #jwtTenants: JwtTenant[]
+  /** Verified tokens, so a client polling with one JWT is not re-verified each time. */
+  readonly #verified = new LRUCache<string, Credential & { mode: 'jwt' }>({ max: 10_000, ttl: 60_000 })
+
+  constructor(tenants: readonly Tenant[], jwks: JwksCache = new Map(), jwksTimeoutMs = 5000) {
+    this.#apiKeys = new ApiKeyIndex(tenants)
+    this.#jwtTenants = tenants.flatMap((t) => {
+      const jwt = t.auth.jwt
+      if (jwt === undefined) return []
+      return [
+        {
+          id: t.id,
+          issuer: jwt.issuer,
+          audience: jwt.audience === undefined ? undefined : audiences(jwt.audience),
+          subjectClaim: jwt.subjectClaim,
+          verifier: createJwtVerifier(jwt, jwks, jwksTimeoutMs),
+        },
+      ]
+    })
+  }
+
+  /** Authenticates an `Authorization` header value. */
+  async authenticate(header: string | undefined): Promise<Credential> {
+    if (header === undefined || header === '') throw unauthenticated(false)
+    if (header.length > MAX_CREDENTIAL_BYTES + 7) throw unauthenticated(true, 'The credential is too large.')
+    const match = /^Bearer +(\S+) *$/i.exec(header)
+    if (match === null) throw unauthenticated(true, 'Expected an Authorization: Bearer credential.')
+    const credential = match[1] as string
+    if (Buffer.byteLength(credential) > MAX_CREDENTIAL_BYTES) throw unauthenticated(true, 'The credential is too large.')
+
+    const apiKeyTenant = this.#apiKeys.match(credential)
+    if (apiKeyTenant !== undefined) return { mode: 'apiKey', tenantId: apiKeyTenant }
+
+    const known = this.#verified.get(credential)
+    if (known !== undefined) return known
+    const verified = await this.#verifyJwt(credential)
+    const exp = typeof verified.claims.exp === 'number' ? verified.claims.exp * 1000 - Date.now() : 60_000
+    if (exp > 0) this.#verified.set(credential, verified, { ttl: Math.min(exp, 60_000) })
+    return verified
+  }
+
+  async #verifyJwt(token: string): Promise<Credential & { mode: 'jwt' }> {
+    let claims: JWTPayload
+    try {
+      const header = decodeProtectedHeader(token)
+      if (KEY_CHOOSING_HEADERS.some((h) => h in header)) throw new Error('key-choosing header')
+      claims = decodeJwt(token)
+    } catch {
+      throw unauthenticated(true)
+    }
+    const tenant = this.#tenantFor(claims)
+    if (tenant === undefined) throw unauthenticated(true)
+    let payload: JWTPayload
+    try {
+      payload = await tenant.verifier.verify(token)
+    } catch {
+      throw unauthenticated(true)
+    }
+    const sub = payload[tenant.subjectClaim]
+    const subject = typeof sub === 'string' ? sub : typeof sub === 'number' ? String(sub) : ''
+    if (subject === '' || subject.length > 256) throw unauthenticated(true, 'The token has no usable subject.')
+    return { mode: 'jwt', tenantId: tenant.id, subject, claims: payload }
+  }
+
+  /** The one tenant whose issuer (and, where issuers are shared, audience) matches the unverified claims. */
+  #tenantFor(claims: JWTPayload): JwtTenant | undefined {
+    let candidates = this.#jwtTenants.filter((t) => t.issuer === undefined || t.issuer === claims.iss)
+    if (candidates.length > 1) {
+      const exact = candidates.filter((t) => t.issuer !== undefined)
+      if (exact.length > 0) candidates = exact
+    }
+    if (candidates.length > 1) {
+      const aud = audiences(claims.aud)
+      candidates = candidates.filter((t) => t.audience !== undefined && t.audience.some((a) => aud.includes(a)))
+    }
+    return candidates.length === 1 ? candidates[0] : undefined
+  }
+}

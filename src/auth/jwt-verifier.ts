@@ -1,0 +1,43 @@
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import type { JwtAuthSettings } from '../config/tenant-schema.js'
+
+type KeySource = Uint8Array | KeyObject | JWTVerifyGetKey
+
+/** Verifies one tenant's user JWTs: signature, algorithm allow-list, issuer, audience, time claims. */
+export interface JwtVerifier {
+  verify(token: string): Promise<JWTPayload>
+}
+
+/** Remote key sets are kept per URL, so a reload that keeps the URL keeps jose's cache and cooldown. */
+export type JwksCache = Map<string, JWTVerifyGetKey>
+
+function keySource(jwt: JwtAuthSettings, jwks: JwksCache, timeoutMs: number): KeySource {
+  if (jwt.secret !== undefined) return new TextEncoder().encode(jwt.secret)
+  if (jwt.publicKey !== undefined) return createPublicKey(jwt.publicKey)
+  const url = jwt.jwksUrl as string
+  let set = jwks.get(url)
+  if (set === undefined) {
+    set = createRemoteJWKSet(new URL(url), { timeoutDuration: timeoutMs, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
+    jwks.set(url, set)
+  }
+  return set
+}
+
+/** Builds the verifier for a tenant's `auth.jwt` section; throws on an unusable PEM key. */
+export function createJwtVerifier(jwt: JwtAuthSettings, jwks: JwksCache, timeoutMs = 5000): JwtVerifier {
+  const key = keySource(jwt, jwks, timeoutMs)
+  const options = {
+    algorithms: jwt.algorithms,
+    clockTolerance: jwt.clockToleranceSeconds,
+    ...(jwt.issuer !== undefined && { issuer: jwt.issuer }),
+    ...(jwt.audience !== undefined && { audience: jwt.audience }),
+  }
+  return {
+    async verify(token) {
+      const { payload } =
+        typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)
+      return payload
+    },
+  }
+}

@@ -1,0 +1,45 @@
+import { z } from 'zod'
+import { ConfigError, formatIssues } from './errors.js'
+
+const list = z
+  .string()
+  .optional()
+  .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== ''))
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((s) => (s === undefined || s.trim() === '' ? undefined : s))
+
+/** The environment variables the broker reads; see `.env.example`. */
+export const envSchema = z.object({
+  TIKTOOLS_API_KEY: z.string({ error: 'required' }).trim().min(1, 'required'),
+  UPSTREAM_URL: z.url({ protocol: /^https?$/ }).default('https://api.tik.tools').transform((u) => u.replace(/\/+$/, '')),
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  TENANTS_FILE: optionalText,
+  AUTH_JWT_SECRET: optionalText,
+  AUTH_PUBLIC_KEY: optionalText,
+  AUTH_JWKS_URL: optionalText,
+  AUTH_ISSUER: optionalText,
+  AUTH_AUDIENCE: optionalText,
+  AUTH_SUBJECT_CLAIM: optionalText,
+  AUTH_CREATORS_CLAIM: optionalText,
+  ALLOWED_CREATORS: optionalText,
+  CORS_ORIGINS: list,
+  BROKER_API_KEYS: list,
+  REDIS_URL: optionalText.pipe(z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL').optional()),
+  CACHE_ENCRYPTION_KEY: optionalText,
+  ADMIN_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type Env = z.output<typeof envSchema>
+
+/** Parses the environment once; a bad value throws a {@link ConfigError} naming the variable. */
+export function parseEnv(env: NodeJS.ProcessEnv): Env {
+  const result = envSchema.safeParse(env)
+  if (!result.success) throw new ConfigError(formatIssues(result.error))
+  return result.data
+}

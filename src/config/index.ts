@@ -1,0 +1,92 @@
+import { ConfigError, formatIssues } from './errors.js'
+import { parseEnv, type Env } from './env.js'
+import { readTenantsFile } from './tenants-file.js'
+import { tenantSchema, type Tenant, type TenantInput } from './tenant-schema.js'
+
+export { ConfigError } from './errors.js'
+export type { Tenant } from './tenant-schema.js'
+
+/** Everything the broker needs to run, parsed and validated once. */
+export interface Config {
+  upstream: { url: string; apiKey: string; timeoutMs: number }
+  server: { host: string; port: number }
+  /** Where the tenants came from: a file (re-read on reload) or the environment. */
+  tenantsFile: string | undefined
+  tenants: Tenant[]
+  redisUrl: string | undefined
+  cacheEncryptionKey: string | undefined
+  adminToken: string | undefined
+  logLevel: Env['LOG_LEVEL']
+}
+
+/** The single tenant `default`, built from the `AUTH_*`, `CORS_ORIGINS`, `ALLOWED_CREATORS` and `BROKER_API_KEYS` variables. */
+export function defaultTenantFromEnv(env: Env): Tenant {
+  const key = env.AUTH_JWT_SECRET !== undefined ? 'secret' : env.AUTH_PUBLIC_KEY !== undefined ? 'publicKey' : 'jwksUrl'
+  const keySources = [env.AUTH_JWT_SECRET, env.AUTH_PUBLIC_KEY, env.AUTH_JWKS_URL].filter((v) => v !== undefined)
+  if (keySources.length > 1) {
+    throw new ConfigError(['AUTH_JWT_SECRET: set only one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY and AUTH_JWKS_URL'])
+  }
+  if (keySources.length === 0 && env.BROKER_API_KEYS.length === 0) {
+    throw new ConfigError([
+      'AUTH_JWT_SECRET: set one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY, AUTH_JWKS_URL or BROKER_API_KEYS (or TENANTS_FILE)',
+    ])
+  }
+  const input: TenantInput = {
+    auth: {
+      ...(keySources.length === 1 && {
+        jwt: {
+          [key]: keySources[0],
+          ...(env.AUTH_ISSUER !== undefined && { issuer: env.AUTH_ISSUER }),
+          ...(env.AUTH_AUDIENCE !== undefined && { audience: env.AUTH_AUDIENCE }),
+          ...(env.AUTH_SUBJECT_CLAIM !== undefined && { subjectClaim: env.AUTH_SUBJECT_CLAIM }),
+          ...(env.AUTH_CREATORS_CLAIM !== undefined && { creatorsClaim: env.AUTH_CREATORS_CLAIM }),
+        },
+      }),
+      apiKeys: env.BROKER_API_KEYS,
+    },
+    cors: { origins: env.CORS_ORIGINS },
+    creators: {
+      allowed:
+        env.ALLOWED_CREATORS?.trim() === '*'
+          ? '*'
+          : (env.ALLOWED_CREATORS ?? '').split(',').map((c) => c.trim()).filter((c) => c !== ''),
+    },
+  }
+  const result = tenantSchema.safeParse(input)
+  if (!result.success) throw new ConfigError(formatIssues(result.error).map(envName))
+  return { id: 'default', ...result.data }
+}
+
+/** Maps a tenant-schema path back to the variable a user set. */
+function envName(line: string): string {
+  const names: Array<[RegExp, string]> = [
+    [/^auth\.jwt\.secret/, 'AUTH_JWT_SECRET'],
+    [/^auth\.jwt\.publicKey/, 'AUTH_PUBLIC_KEY'],
+    [/^auth\.jwt\.jwksUrl/, 'AUTH_JWKS_URL'],
+    [/^auth\.jwt\.issuer/, 'AUTH_ISSUER'],
+    [/^auth\.jwt\.audience/, 'AUTH_AUDIENCE'],
+    [/^auth\.jwt/, 'AUTH_JWT_SECRET'],
+    [/^auth\.apiKeys(\.\d+)?/, 'BROKER_API_KEYS'],
+    [/^cors\.origins(\.\d+)?/, 'CORS_ORIGINS'],
+    [/^creators\.allowed(\.\d+)?/, 'ALLOWED_CREATORS'],
+  ]
+  for (const [re, name] of names) if (re.test(line)) return line.replace(re, name)
+  return line
+}
+
+/** Loads the whole configuration from an environment; throws {@link ConfigError} naming the field. */
+export async function loadConfig(rawEnv: NodeJS.ProcessEnv): Promise<Config> {
+  const env = parseEnv(rawEnv)
+  const tenants =
+    env.TENANTS_FILE !== undefined ? await readTenantsFile(env.TENANTS_FILE, rawEnv) : [defaultTenantFromEnv(env)]
+  return {
+    upstream: { url: env.UPSTREAM_URL, apiKey: env.TIKTOOLS_API_KEY, timeoutMs: env.UPSTREAM_TIMEOUT_MS },
+    server: { host: env.HOST, port: env.PORT },
+    tenantsFile: env.TENANTS_FILE,
+    tenants,
+    redisUrl: env.REDIS_URL,
+    cacheEncryptionKey: env.CACHE_ENCRYPTION_KEY,
+    adminToken: env.ADMIN_TOKEN,
+    logLevel: env.LOG_LEVEL,
+  }
+}

@@ -1,0 +1,52 @@
+import { LRUCache } from 'lru-cache'
+import type { Counters, QuotaState, WindowCount } from './counters.js'
+
+interface Window {
+  count: number
+  endsAt: number
+}
+
+/** {@link Counters} for one process. Bounded: windows are few (one per tenant) but a cap costs nothing. */
+export class MemoryCounters implements Counters {
+  readonly #windows = new LRUCache<string, Window>({ max: 100_000 })
+  readonly #now: () => number
+  #quota: QuotaState | undefined
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now
+  }
+
+  async increment(key: string, windowMs: number): Promise<WindowCount> {
+    const now = this.#now()
+    let w = this.#windows.get(key)
+    if (w === undefined || w.endsAt <= now) {
+      w = { count: 0, endsAt: now + windowMs }
+      this.#windows.set(key, w)
+    }
+    w.count += 1
+    return { count: w.count, resetInMs: w.endsAt - now }
+  }
+
+  async peek(key: string): Promise<WindowCount> {
+    const now = this.#now()
+    const w = this.#windows.get(key)
+    return w === undefined || w.endsAt <= now ? { count: 0, resetInMs: 0 } : { count: w.count, resetInMs: w.endsAt - now }
+  }
+
+  async readQuota(): Promise<QuotaState | undefined> {
+    return this.#quota
+  }
+
+  async writeQuota(state: QuotaState): Promise<void> {
+    this.#quota = mergeQuota(this.#quota, state)
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Merges a new observation into the known one: newer windows win; a block is never shortened within one window. */
+export function mergeQuota(known: QuotaState | undefined, next: QuotaState): QuotaState {
+  if (known === undefined) return next
+  const sameWindow = known.reset !== null && next.reset !== null && known.reset === next.reset
+  return sameWindow ? { ...next, blockedUntil: Math.max(known.blockedUntil, next.blockedUntil) } : next
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error the broker answers with, as the contract names them.
+ * The error handler turns a {@link BrokerError} into
+ * `{"status_code": <status>, "code": "<CODE>", "message": "..."}`.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  CREATORS_REQUIRED: { status: 400, message: 'allowed_creators is required for this tenant.' },
+  UNAUTHENTICATED: { status: 401, message: 'A valid credential is required.' },
+  CREATOR_NOT_ALLOWED: { status: 403, message: 'A requested creator is not allowed.' },
+  ORIGIN_NOT_ALLOWED: { status: 403, message: 'This origin is not allowed for the tenant.' },
+  TENANT_DISABLED: { status: 403, message: 'This tenant is disabled.' },
+  NOT_FOUND: { status: 404, message: 'Not found.' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than 16 KiB.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
+  UPSTREAM_RATE_LIMITED: { status: 429, message: 'The upstream quota is spent; retry later.' },
+  UPSTREAM_ERROR: { status: 502, message: 'The upstream answered with an error.' },
+  UPSTREAM_UNAVAILABLE: { status: 503, message: 'The upstream is unavailable; retry later.' },
+  INTERNAL: { status: 500, message: 'Internal error.' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** Optional extras an error carries to the response: headers such as `Retry-After`. */
+export interface BrokerErrorOptions {
+  headers?: Record<string, string | number>
+  cause?: unknown
+}
+
+/**
+ * An error with a contract code. Throw it anywhere in a request; the error
+ * handler renders it.
+ *
+ * @example
+ * throw new BrokerError('CREATOR_NOT_ALLOWED', 'creator "x" is not allowed')
+ */
+export class BrokerError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly headers: Record<string, string | number>
+
+  constructor(code: ErrorCode, message?: string, options: BrokerErrorOptions = {}) {
+    super(message ?? ERRORS[code].message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'BrokerError'
+    this.code = code
+    this.statusCode = ERRORS[code].status
+    this.headers = options.headers ?? {}
+  }
+}
+
+/** The contract's error body. */
+export interface ErrorBody {
+  status_code: number
+  code: ErrorCode
+  message: string
+}
+
+/** Serialises an error code and message into the contract's body. */
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { status_code: ERRORS[code].status, code, message }
+}

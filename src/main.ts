@@ -1,0 +1,37 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config/index.js'
+import { createLogger } from './logger.js'
+
+/**
+ * The server process: the only place that reads `process.env`. A bad
+ * configuration ends it at once with one message naming the field.
+ */
+async function main(): Promise<void> {
+  let config
+  try {
+    config = await loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tiktools-broker: invalid configuration\n${err.issues.map((i) => `  ${i}`).join('\n')}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+  const logger = createLogger(config.logLevel)
+  const app = await buildApp(config, { logger })
+
+  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'shutting down after an error')
+    else logger.info({ signal }, 'shutting down')
+    await app.close()
+  })
+
+  await app.listen({ host: config.server.host, port: config.server.port })
+  logger.info(
+    { tenants: config.tenants.map((t) => t.id), upstream: config.upstream.url, store: config.redisUrl === undefined ? 'memory' : 'redis' },
+    'tiktools-broker ready',
+  )
+}
+
+await main()

@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { QuotaState } from '../counters/counters.js'
+
+/** Where a served token came from. */
+export type CacheResult = 'hit' | 'miss' | 'coalesced'
+/** Which limit refused a request. */
+export type RejectionScope = 'subject' | 'tenant' | 'upstream' | 'upstream_share'
+
+/**
+ * The broker's Prometheus metrics (`tiktools_broker_*`), one registry per app
+ * so that tests can build several. Labels are tenant ids and outcomes, never
+ * subjects or tokens.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry()
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tiktools_broker_' })
+  const registers = [registry]
+  const requests = new Counter({
+    name: 'tiktools_broker_token_requests_total',
+    help: 'Token requests by tenant and outcome (ok or the error code).',
+    labelNames: ['tenant', 'outcome'] as const,
+    registers,
+  })
+  const cache = new Counter({
+    name: 'tiktools_broker_cache_total',
+    help: 'Token cache results: hit, miss (led to a mint) or coalesced (waited for a concurrent mint).',
+    labelNames: ['tenant', 'result'] as const,
+    registers,
+  })
+  const mints = new Counter({
+    name: 'tiktools_broker_upstream_mints_total',
+    help: 'Calls to tik.tools POST /authentication/jwt by HTTP status (or timeout/network).',
+    labelNames: ['status'] as const,
+    registers,
+  })
+  const mintDuration = new Histogram({
+    name: 'tiktools_broker_upstream_mint_duration_seconds',
+    help: 'Latency of tik.tools mint calls.',
+    labelNames: ['status'] as const,
+    buckets: [0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5, 10],
+    registers,
+  })
+  const quota = {
+    limit: new Gauge({ name: 'tiktools_broker_upstream_quota_limit', help: 'Last observed X-RateLimit-Limit.', registers }),
+    remaining: new Gauge({ name: 'tiktools_broker_upstream_quota_remaining', help: 'Last observed X-RateLimit-Remaining.', registers }),
+    reset: new Gauge({ name: 'tiktools_broker_upstream_quota_reset_timestamp_seconds', help: 'Last observed X-RateLimit-Reset (unix seconds).', registers }),
+  }
+  const rejections = new Counter({
+    name: 'tiktools_broker_rate_limit_rejections_total',
+    help: 'Requests refused by a limit: subject, tenant, upstream (quota spent) or upstream_share (tenant mint share).',
+    labelNames: ['tenant', 'scope'] as const,
+    registers,
+  })
+
+  return {
+    registry,
+    request(tenant: string, outcome: string): void {
+      requests.inc({ tenant, outcome })
+    },
+    cache(tenant: string, result: CacheResult): void {
+      cache.inc({ tenant, result })
+    },
+    mint(status: number | string, seconds: number): void {
+      const label = String(status)
+      mints.inc({ status: label })
+      mintDuration.observe({ status: label }, seconds)
+    },
+    quota(state: QuotaState | undefined): void {
+      if (state?.limit != null) quota.limit.set(state.limit)
+      if (state?.remaining != null) quota.remaining.set(state.remaining)
+      if (state?.reset != null) quota.reset.set(state.reset)
+    },
+    rejection(tenant: string, scope: RejectionScope): void {
+      rejections.inc({ tenant, scope })
+    },
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

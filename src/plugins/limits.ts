@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Tenant } from '../config/tenant-schema.js'
+import { BrokerError } from '../errors.js'
+
+/** The broker's own limits on token requests: per subject and per tenant, per minute. */
+export interface BrokerLimits {
+  /** Counts one request; sets `RateLimit-*` for the subject, or throws RATE_LIMITED with `Retry-After`. */
+  check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    limits: BrokerLimits
+  }
+  interface FastifyRequest {
+    limitKey?: { tenant: Tenant; subject: string }
+  }
+}
+
+type Limiter = (req: FastifyRequest) => Promise<{
+  isAllowed: boolean
+  isExceeded?: boolean
+  max?: number
+  remaining?: number
+  ttlInSeconds?: number
+}>
+
+/** Hashed so counters (and Redis keys) never hold a subject in clear. */
+function subjectHash(tenantId: string, subject: string): string {
+  return createHash('sha256').update(`${tenantId}\u0000${subject}`).digest('base64url').slice(0, 22)
+}
+
+export interface LimitsOptions {
+  /** A @fastify/rate-limit store class (the Redis-backed one when replicas share state). */
+  store?: unknown
+}
+
+async function limits(app: FastifyInstance, options: LimitsOptions): Promise<void> {
+  await app.register(rateLimit, {
+    global: false,
+    enableDraftSpec: true,
+    cache: 100_000,
+    ...(options.store !== undefined && { store: options.store as never }),
+  })
+  const key = (req: FastifyRequest) => req.limitKey as NonNullable<FastifyRequest['limitKey']>
+  const create = (app as unknown as { createRateLimit(o: object): Limiter }).createRateLimit
+  const perSubject = create({
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => `s:{${key(req).tenant.id}}:${subjectHash(key(req).tenant.id, key(req).subject)}`,
+    max: (req: FastifyRequest) => key(req).tenant.limits.perSubjectPerMinute,
+  })
+  const perTenant = create({
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => `t:{${key(req).tenant.id}}`,
+    max: (req: FastifyRequest) => key(req).tenant.limits.perTenantPerMinute,
+  })
+
+  const refuse = (tenant: Tenant, scope: 'subject' | 'tenant', retryAfter: number): BrokerError => {
+    app.broker.metrics.rejection(tenant.id, scope)
+    return new BrokerError('RATE_LIMITED', `Too many token requests for this ${scope}; retry in ${retryAfter} s.`, {
+      headers: { 'retry-after': retryAfter },
+    })
+  }
+
+  app.decorate('limits', {
+    async check(request, reply, tenant, subject) {
+      request.limitKey = { tenant, subject }
+      const s = await perSubject(request)
+      if (!s.isAllowed) {
+        reply.headers({
+          'ratelimit-limit': s.max,
+          'ratelimit-remaining': s.remaining,
+          'ratelimit-reset': s.ttlInSeconds,
+        })
+        if (s.isExceeded === true) throw refuse(tenant, 'subject', Math.max(1, s.ttlInSeconds ?? 1))
+      }
+      const t = await perTenant(request)
+      if (!t.isAllowed && t.isExceeded === true) throw refuse(tenant, 'tenant', Math.max(1, t.ttlInSeconds ?? 1))
+    },
+  } satisfies BrokerLimits)
+}
+
+export default fp(limits, { name: 'broker-limits', fastify: '5.x', dependencies: ['broker-services'] })

@@ -1,0 +1,64 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { TokenCache } from '../cache/token-cache.js'
+import type { TokenStore } from '../cache/token-store.js'
+import type { Config } from '../config/index.js'
+import { TenantRegistry } from '../config/registry.js'
+import type { Counters } from '../counters/counters.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { CircuitBreaker } from '../upstream/circuit-breaker.js'
+import { UpstreamClient } from '../upstream/client.js'
+import { UpstreamQuota } from '../upstream/quota.js'
+
+/** The broker's services, built once per app and shared by every route. */
+export interface Broker {
+  config: Config
+  tenants: TenantRegistry
+  tokens: TokenCache
+  quota: UpstreamQuota
+  store: TokenStore
+  counters: Counters
+  metrics: Metrics
+  upstream: UpstreamClient
+  breaker: CircuitBreaker
+  now: () => number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    broker: Broker
+  }
+}
+
+export interface ServicesOptions {
+  config: Config
+  store: TokenStore
+  counters: Counters
+  metrics: Metrics
+  now: () => number
+}
+
+async function services(app: FastifyInstance, opts: ServicesOptions): Promise<void> {
+  const { config, store, counters, metrics, now } = opts
+  const upstream = new UpstreamClient({ ...config.upstream, now })
+  const quota = new UpstreamQuota(counters, now)
+  const breaker = new CircuitBreaker({ now })
+  const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs })
+  const tokens = new TokenCache({
+    store,
+    counters,
+    upstream,
+    quota,
+    breaker,
+    metrics,
+    log: app.log,
+    upstreamTimeoutMs: config.upstream.timeoutMs,
+    now,
+  })
+  app.decorate('broker', { config, tenants, tokens, quota, store, counters, metrics, upstream, breaker, now })
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([upstream.close(), store.close(), counters.close()])
+  })
+}
+
+export default fp(services, { name: 'broker-services', fastify: '5.x' })

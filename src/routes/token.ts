@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Credential } from '../auth/authenticator.js'
+import type { Tenant } from '../config/tenant-schema.js'
+import { BrokerError } from '../errors.js'
+import { grantFor, subjectOf } from '../policy/grant.js'
+import { parseTokenRequest } from '../policy/token-request.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: { credential: Credential; tenant: Tenant }
+  }
+}
+
+const responseSchema = {
+  200: {
+    type: 'object',
+    properties: {
+      status_code: { type: 'integer' },
+      data: {
+        type: 'object',
+        properties: {
+          token: { type: 'string' },
+          expires_at: { type: 'integer' },
+          expire_after: { type: 'integer' },
+          allowed_creators: { type: ['array', 'null'], items: { type: 'string' } },
+          max_websockets: { type: 'integer' },
+          cached: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const
+
+/** Who is calling, checked before the body is even read: credential, tenant switch, browser origin. */
+async function identify(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('cache-control', 'no-store')
+  const { tenants } = request.server.broker
+  const credential = await tenants.authenticator.authenticate(request.headers.authorization)
+  const tenant = tenants.get(credential.tenantId)
+  if (tenant === undefined) throw new BrokerError('UNAUTHENTICATED', 'A valid credential is required.')
+  request.tokenLog = { tenant: tenant.id }
+  if (!tenant.enabled) throw new BrokerError('TENANT_DISABLED', `Tenant ${tenant.id} is disabled.`)
+  const origin = request.headers.origin
+  if (origin !== undefined && !tenant.cors.origins.includes(origin)) {
+    throw new BrokerError('ORIGIN_NOT_ALLOWED', 'This origin is not allowed for the tenant.')
+  }
+  request.caller = { credential, tenant }
+}
+
+/** `POST /v1/token`: authenticate, apply the broker's limits, decide the grant, serve it from cache or mint. */
+async function tokenRoute(app: FastifyInstance): Promise<void> {
+  const { tokens, quota } = app.broker
+  const limits = app.limits
+  app.post('/v1/token', { onRequest: identify, schema: { response: responseSchema } }, async (request, reply) => {
+    const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
+    const body = parseTokenRequest(request.body)
+    const subject = subjectOf(credential, body)
+    await limits.check(request, reply, tenant, subject)
+    const grant = grantFor(tenant, credential, subject, body)
+    const served = await tokens.tokenFor(tenant, grant)
+    request.tokenLog = {
+      tenant: tenant.id,
+      cache: served.source,
+      ...(served.upstreamMs !== undefined && { upstreamMs: Math.round(served.upstreamMs) }),
+    }
+    request.outcome = 'ok'
+    reply.headers(quota.headers())
+    return {
+      status_code: 0,
+      data: {
+        token: served.token.token,
+        expires_at: served.token.expiresAt,
+        expire_after: grant.expireAfter,
+        allowed_creators: grant.creators,
+        max_websockets: grant.maxWebsockets,
+        cached: served.source === 'hit',
+      },
+    }
+  })
+}
+
+export default fp(tokenRoute, { name: 'token-route', fastify: '5.x', dependencies: ['broker-services', 'broker-limits'] })
