@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config/index.js'
 import { createLogger } from './logger.js'
+import { createState } from './state/index.js'
 
 /**
  * The server process: the only place that reads `process.env`. A bad
@@ -19,7 +20,15 @@ async function main(): Promise<void> {
     throw err
   }
   const logger = createLogger(config.logLevel)
-  const app = await buildApp(config, { logger })
+  const state = await createState(config, logger)
+  const app = await buildApp(config, {
+    logger,
+    store: state.store,
+    counters: state.counters,
+    rateLimitStore: state.rateLimitStore,
+    readiness: state.readiness,
+  })
+  app.addHook('onClose', async () => state.close())
 
   closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
