@@ -12,6 +12,7 @@ import errorHandler from './plugins/error-handler.js'
 import limits from './plugins/limits.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
+import clientJs from './routes/client-js.js'
 import docs from './routes/docs.js'
 import health, { type ReadinessCheck } from './routes/health.js'
 import tokenRoute from './routes/token.js'
@@ -89,5 +90,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(health, { checks: deps.readiness ?? [] })
   await app.register(docs)
   await app.register(tokenRoute)
+  await app.register(clientJs)
   return app
 }

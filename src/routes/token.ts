@@ -50,15 +50,20 @@ async function identify(request: FastifyRequest, reply: FastifyReply): Promise<v
 
 /** `POST /v1/token`: authenticate, apply the broker's limits, decide the grant, serve it from cache or mint. */
 async function tokenRoute(app: FastifyInstance): Promise<void> {
-  const { tokens, quota } = app.broker
+  const { tokens, quota, metrics } = app.broker
   const limits = app.limits
-  app.post('/v1/token', { onRequest: identify, schema: { response: responseSchema } }, async (request, reply) => {
+  // Unauthenticated requests count under "unknown": a label set an attacker cannot grow.
+  const count = async (request: FastifyRequest): Promise<void> => {
+    metrics.request(request.tokenLog?.tenant ?? 'unknown', request.outcome ?? 'INTERNAL')
+  }
+  app.post('/v1/token', { onRequest: identify, onResponse: count, schema: { response: responseSchema } }, async (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
     const body = parseTokenRequest(request.body)
     const subject = subjectOf(credential, body)
     await limits.check(request, reply, tenant, subject)
     const grant = grantFor(tenant, credential, subject, body)
     const served = await tokens.tokenFor(tenant, grant)
+    metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)
     request.tokenLog = {
       tenant: tenant.id,
       cache: served.source,
