@@ -39,7 +39,9 @@ export type Env = z.output<typeof envSchema>
 
 /** Parses the environment once; a bad value throws a {@link ConfigError} naming the variable. */
 export function parseEnv(env: NodeJS.ProcessEnv): Env {
-  const result = envSchema.safeParse(env)
+  // `VAR=` (as in .env.example) means unset, so its default applies.
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''))
+  const result = envSchema.safeParse(set)
   if (!result.success) throw new ConfigError(formatIssues(result.error))
   return result.data
 }

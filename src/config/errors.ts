@@ -15,6 +15,7 @@ function describe(issue: z.core.$ZodIssue): string {
     if (!issue.message.startsWith('Invalid input')) return issue.message
     return issue.message.endsWith('received undefined') ? `required (expected ${issue.expected})` : `expected ${issue.expected}`
   }
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
   return issue.message
 }

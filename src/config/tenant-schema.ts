@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import { normaliseCreator, CREATOR_PATTERN } from '../policy/creators.js'
 
@@ -30,7 +31,7 @@ const jwtAuth = z
     issuer: z.string().min(1).optional(),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
     secret: z.string().min(1).optional(),
-    publicKey: z.string().includes('-----BEGIN', { message: 'expected a PEM public key' }).optional(),
+    publicKey: z.string().refine(isPublicKey, 'expected a PEM public key (SPKI, RSA, EC or Ed25519)').optional(),
     jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
     algorithms: z.array(z.enum(ALGORITHMS)).min(1).optional(),
     subjectClaim: z.string().min(1).default('sub'),
@@ -57,6 +58,14 @@ const jwtAuth = z
     ...jwt,
     algorithms: jwt.algorithms ?? [...(jwt.secret !== undefined ? HMAC_ALGORITHMS : ASYMMETRIC_ALGORITHMS)],
   }))
+
+function isPublicKey(pem: string): boolean {
+  try {
+    return createPublicKey(pem).type === 'public'
+  } catch {
+    return false
+  }
+}
 
 const apiKeyHash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits>')
 

@@ -1,0 +1,72 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { hashApiKey } from '../../src/auth/api-keys.js'
+
+const base = { TIKTOOLS_API_KEY: 'key', AUTH_JWT_SECRET: 'a-secret' }
+
+async function problems(env: NodeJS.ProcessEnv): Promise<string[]> {
+  try {
+    await loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues
+    throw err
+  }
+  return []
+}
+
+t.test('defaults from the contract', async (t) => {
+  const c = await loadConfig(base)
+  t.same(c.upstream, { url: 'https://api.tik.tools', apiKey: 'key', timeoutMs: 5000 })
+  t.same(c.server, { host: '0.0.0.0', port: 8080 })
+  t.equal(c.logLevel, 'info')
+  t.equal(c.redisUrl, undefined)
+  const [d] = c.tenants
+  t.equal(d?.id, 'default')
+  t.match(d, {
+    enabled: true,
+    creators: { allowed: [], allowUnrestricted: false },
+    token: { expireAfter: { default: 600, max: 3600 }, maxWebsockets: { default: 1, max: 1 }, minRemaining: 60, share: 'subject' },
+    limits: { perSubjectPerMinute: 60, perTenantPerMinute: 6000 },
+  })
+  t.equal(d?.limits.upstreamMintsPerMinute, undefined)
+})
+
+t.test('the single default tenant from AUTH_*, CORS_ORIGINS, ALLOWED_CREATORS, BROKER_API_KEYS', async (t) => {
+  const hash = hashApiKey('k1')
+  const c = await loadConfig({
+    ...base,
+    AUTH_ISSUER: 'https://idp/',
+    AUTH_AUDIENCE: 'broker',
+    AUTH_CREATORS_CLAIM: 'creators',
+    ALLOWED_CREATORS: '@Streamer1, streamer2',
+    CORS_ORIGINS: 'https://app.example, http://localhost:3000/',
+    BROKER_API_KEYS: hash,
+    UPSTREAM_URL: 'http://127.0.0.1:8090/',
+    PORT: '9000',
+    UPSTREAM_TIMEOUT_MS: '',
+  })
+  const [d] = c.tenants
+  t.same(d?.creators.allowed, ['streamer1', 'streamer2'])
+  t.same(d?.cors.origins, ['https://app.example', 'http://localhost:3000'])
+  t.same(d?.auth.apiKeys, [hash])
+  t.match(d?.auth.jwt, { issuer: 'https://idp/', audience: 'broker', creatorsClaim: 'creators', algorithms: ['HS256', 'HS384', 'HS512'] })
+  t.equal(c.upstream.url, 'http://127.0.0.1:8090')
+  t.equal(c.upstream.timeoutMs, 5000, 'an empty variable means unset')
+  t.equal(c.server.port, 9000)
+  t.equal((await loadConfig({ ...base, ALLOWED_CREATORS: '*' })).tenants[0]?.creators.allowed, '*')
+})
+
+t.test('a bad value names the variable', async (t) => {
+  t.same(await problems({}), ['TIKTOOLS_API_KEY: required'])
+  t.same(await problems({ ...base, PORT: 'eighty' }), ['PORT: expected number'])
+  t.match(await problems({ ...base, UPSTREAM_URL: 'ftp://x' }), [/^UPSTREAM_URL: /])
+  t.match(await problems({ ...base, LOG_LEVEL: 'loud' }), [/^LOG_LEVEL: /])
+  t.match(await problems({ ...base, REDIS_URL: 'localhost:6379' }), [/^REDIS_URL: expected redis/])
+  t.match(await problems({ ...base, ADMIN_TOKEN: 'short' }), [/^ADMIN_TOKEN: must be at least 16/])
+  t.match(await problems({ ...base, CORS_ORIGINS: 'app.example' }), [/^CORS_ORIGINS: expected an origin/])
+  t.match(await problems({ ...base, ALLOWED_CREATORS: 'ok_name,no way!' }), [/^ALLOWED_CREATORS: expected a TikTok username/])
+  t.match(await problems({ ...base, BROKER_API_KEYS: 'plain-key' }), [/^BROKER_API_KEYS: expected sha256:/])
+  t.match(await problems({ TIKTOOLS_API_KEY: 'k' }), [/^AUTH_JWT_SECRET: set one of/])
+  t.match(await problems({ ...base, AUTH_JWKS_URL: 'https://idp/jwks' }), [/only one of/])
+  t.match(await problems({ ...base, TENANTS_FILE: '/nonexistent/tenants.yaml' }), [/^TENANTS_FILE: cannot read/])
+})
