@@ -1,4 +1,6 @@
 import cors from '@fastify/cors'
+import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
+import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import { MemoryTokenStore } from './cache/memory-store.js'
@@ -25,8 +27,12 @@ export interface AppDeps {
   /** A @fastify/rate-limit store class for the broker's own limits. */
   rateLimitStore?: unknown
   metrics?: Metrics
+  /** Where operators' tenant patches are shared (memory by default). */
+  overrides?: OverrideStore
   now?: () => number
   readiness?: ReadinessCheck[]
+  /** The environment a tenants-file reload interpolates `${VAR}` from. */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Largest request body accepted (the contract's 16 KiB). */
@@ -76,6 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store: deps.store ?? new MemoryTokenStore(),
     counters: deps.counters ?? new MemoryCounters(deps.now),
     metrics: deps.metrics ?? createMetrics(),
+    overrides: deps.overrides ?? new MemoryOverrideStore(),
     now: deps.now ?? Date.now,
   })
   await app.register(cors, {
@@ -91,5 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(docs)
   await app.register(tokenRoute)
   await app.register(clientJs)
+  // Without ADMIN_TOKEN no admin route exists: every /admin/ path is the plain 404.
+  if (config.adminToken !== undefined) await app.register(adminRoutes, { adminToken: config.adminToken, env: deps.env ?? {} })
   return app
 }

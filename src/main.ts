@@ -1,4 +1,5 @@
 import closeWithGrace from 'close-with-grace'
+import { reloadTenants } from './admin/reload.js'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config/index.js'
 import { createLogger } from './logger.js'
@@ -26,14 +27,24 @@ async function main(): Promise<void> {
     store: state.store,
     counters: state.counters,
     rateLimitStore: state.rateLimitStore,
+    overrides: state.overrides,
     readiness: state.readiness,
+    env: process.env,
   })
   app.addHook('onClose', async () => state.close())
 
-  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
+  // SIGHUP is ours: it reloads the tenants file instead of shutting down.
+  closeWithGrace({ delay: 10_000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
     else logger.info({ signal }, 'shutting down')
     await app.close()
+  })
+
+  process.on('SIGHUP', () => {
+    reloadTenants(app, process.env).then(
+      (tenants) => logger.info({ tenants }, 'tenants reloaded (SIGHUP)'),
+      (err: Error) => logger.error({ reason: err.message }, 'tenants reload refused; running config kept'),
+    )
   })
 
   await app.listen({ host: config.server.host, port: config.server.port })

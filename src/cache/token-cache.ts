@@ -1,5 +1,6 @@
 import { decodeJwt } from 'jose'
 import type { FastifyBaseLogger } from 'fastify'
+import type { AuditLog } from '../audit/audit-log.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import type { Counters } from '../counters/counters.js'
 import { BrokerError } from '../errors.js'
@@ -27,6 +28,7 @@ export interface TokenCacheDeps {
   metrics: Metrics
   log: FastifyBaseLogger
   upstreamTimeoutMs: number
+  audit?: AuditLog
   now?: () => number
 }
 
@@ -164,9 +166,10 @@ export class TokenCache {
       ...(grant.creators !== null && { allowed_creators: grant.creators }),
     }
     const outcome = await this.#d.upstream.mint(body)
-    metrics.mint(outcome.status, outcome.latencyMs / 1000)
+    metrics.mint(tenant.id, outcome.status, outcome.latencyMs / 1000)
     if (!outcome.ok) throw await this.#failure(outcome, tenant)
     breaker.success()
+    this.#d.audit?.mint(grant)
     await quota.observe(outcome.quota).catch(() => undefined)
     metrics.quota(quota.current)
     const token = describeToken(outcome.token, grant.expireAfter, this.#now())

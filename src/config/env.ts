@@ -32,6 +32,7 @@ export const envSchema = z.object({
   REDIS_URL: optionalText.pipe(z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL').optional()),
   CACHE_ENCRYPTION_KEY: optionalText,
   ADMIN_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  AUDIT_SUBJECTS: z.enum(['hashed', 'plain']).default('hashed'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

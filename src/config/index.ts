@@ -17,6 +17,8 @@ export interface Config {
   cacheEncryptionKey: string | undefined
   adminToken: string | undefined
   logLevel: Env['LOG_LEVEL']
+  /** Audit lines carry subjects HMAC-hashed (default) or in clear. */
+  auditSubjects?: Env['AUDIT_SUBJECTS']
 }
 
 /** The single tenant `default`, built from the `AUTH_*`, `CORS_ORIGINS`, `ALLOWED_CREATORS` and `BROKER_API_KEYS` variables. */
@@ -88,5 +90,6 @@ export async function loadConfig(rawEnv: NodeJS.ProcessEnv): Promise<Config> {
     cacheEncryptionKey: env.CACHE_ENCRYPTION_KEY,
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL,
+    auditSubjects: env.AUDIT_SUBJECTS,
   }
 }

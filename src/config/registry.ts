@@ -1,21 +1,27 @@
 import { Authenticator } from '../auth/authenticator.js'
 import type { JwksCache } from '../auth/jwt-verifier.js'
+import { ConfigError } from './errors.js'
+import { mergePatch } from './merge-patch.js'
+import { applyPatch, type TenantPatch } from './tenant-patch.js'
 import type { Tenant } from './tenant-schema.js'
 
 /**
- * The tenants in force and the authenticator built from them. A reload or an
- * admin change swaps both at once; requests already running keep what they had.
+ * The tenants in force: the file's (or the environment's) tenants with the
+ * operators' run-time patches on top, and the authenticator built from them.
+ * A reload or a patch swaps them at once; running requests keep what they had.
  */
 export class TenantRegistry {
+  #base: readonly Tenant[] = []
+  #overrides = new Map<string, TenantPatch>()
   #tenants = new Map<string, Tenant>()
-  #authenticator: Authenticator
+  #authenticator!: Authenticator
   readonly #jwks: JwksCache = new Map()
   readonly #jwksTimeoutMs: number
   #origins = new Set<string>()
 
   constructor(tenants: readonly Tenant[], options: { jwksTimeoutMs?: number } = {}) {
     this.#jwksTimeoutMs = options.jwksTimeoutMs ?? 5000
-    this.#authenticator = this.#install(tenants)
+    this.replace(tenants)
   }
 
   get authenticator(): Authenticator {
@@ -30,20 +36,76 @@ export class TenantRegistry {
     return [...this.#tenants.values()]
   }
 
+  /** The operator patch in force for a tenant, if any. */
+  override(id: string): TenantPatch | undefined {
+    return this.#overrides.get(id)
+  }
+
   /** Every tenant's browser origins: a preflight carries no credential, so it is answered for all of them. */
   get origins(): ReadonlySet<string> {
     return this.#origins
   }
 
-  /** Puts a new set of tenants in force. Throws (keeping the old set) when a key cannot be used. */
+  /**
+   * Puts a new set of base tenants in force, operator patches kept on top.
+   * Throws a ConfigError (keeping the old set) when a tenant or a key is unusable.
+   */
   replace(tenants: readonly Tenant[]): void {
-    this.#authenticator = this.#install(tenants)
+    const effective = tenants.map((t) => applyPatch(t, this.#overrides.get(t.id)))
+    let authenticator: Authenticator
+    try {
+      authenticator = new Authenticator(effective, this.#jwks, this.#jwksTimeoutMs)
+    } catch (err) {
+      throw new ConfigError([`tenants: ${(err as Error).message}`])
+    }
+    for (const url of this.#jwks.keys()) {
+      if (!effective.some((t) => t.auth.jwt?.jwksUrl === url)) this.#jwks.delete(url)
+    }
+    this.#base = tenants
+    this.#authenticator = authenticator
+    this.#install(effective)
   }
 
-  #install(tenants: readonly Tenant[]): Authenticator {
-    const authenticator = new Authenticator(tenants, this.#jwks, this.#jwksTimeoutMs)
-    this.#tenants = new Map(tenants.map((t) => [t.id, t]))
-    this.#origins = new Set(tenants.flatMap((t) => t.cors.origins))
-    return authenticator
+  /**
+   * Merges an operator's patch into the tenant's override and puts the result
+   * in force. Throws a ConfigError naming the field when the result is invalid.
+   * Answers the new effective tenant, or undefined for an unknown tenant.
+   */
+  patch(id: string, patch: TenantPatch): Tenant | undefined {
+    const base = this.#base.find((t) => t.id === id)
+    if (base === undefined) return undefined
+    const merged = mergePatch(this.#overrides.get(id) ?? {}, patch) as TenantPatch
+    const effective = applyPatch(base, merged)
+    this.#overrides.set(id, merged)
+    this.#install(this.#base.map((t) => (t.id === id ? effective : this.#tenants.get(t.id) ?? t)))
+    return effective
+  }
+
+  /** Puts the overrides shared by another replica in force; ones that no longer fit their tenant are skipped. */
+  adoptOverrides(overrides: ReadonlyMap<string, TenantPatch>): string[] {
+    const skipped: string[] = []
+    const next = new Map<string, TenantPatch>()
+    const effective = this.#base.map((t) => {
+      const patch = overrides.get(t.id)
+      if (patch === undefined) return t
+      try {
+        const applied = applyPatch(t, patch)
+        next.set(t.id, patch)
+        return applied
+      } catch {
+        skipped.push(t.id)
+        const kept = this.#overrides.get(t.id)
+        if (kept !== undefined) next.set(t.id, kept)
+        return this.#tenants.get(t.id) ?? t
+      }
+    })
+    this.#overrides = next
+    this.#install(effective)
+    return skipped
+  }
+
+  #install(effective: readonly Tenant[]): void {
+    this.#tenants = new Map(effective.map((t) => [t.id, t]))
+    this.#origins = new Set(effective.flatMap((t) => t.cors.origins))
   }
 }

@@ -29,8 +29,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   })
   const mints = new Counter({
     name: 'tiktools_broker_upstream_mints_total',
-    help: 'Calls to tik.tools POST /authentication/jwt by HTTP status (or timeout/network).',
-    labelNames: ['status'] as const,
+    help: 'Calls to tik.tools POST /authentication/jwt by tenant and HTTP status (or timeout/network).',
+    labelNames: ['tenant', 'status'] as const,
     registers,
   })
   const mintDuration = new Histogram({
@@ -52,17 +52,50 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     registers,
   })
 
+  /** Sums of one counter's values for a tenant, keyed by its other label. */
+  const byLabel = async (counter: Counter<string>, tenant: string, label: string): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {}
+    for (const v of (await counter.get()).values) {
+      if (v.labels.tenant !== tenant) continue
+      const key = String(v.labels[label])
+      out[key] = (out[key] ?? 0) + v.value
+    }
+    return out
+  }
+
   return {
     registry,
+    /** What this replica counted for a tenant since it started. */
+    async usage(tenant: string) {
+      const [outcomes, cacheResults, mintStatuses, rejected] = await Promise.all([
+        byLabel(requests, tenant, 'outcome'),
+        byLabel(cache, tenant, 'result'),
+        byLabel(mints, tenant, 'status'),
+        byLabel(rejections, tenant, 'scope'),
+      ])
+      const minted = mintStatuses['200'] ?? 0
+      const calls = Object.values(mintStatuses).reduce((a, b) => a + b, 0)
+      return {
+        requests: outcomes,
+        cache: { hits: cacheResults.hit ?? 0, misses: cacheResults.miss ?? 0, coalesced: cacheResults.coalesced ?? 0 },
+        upstream: { mints: minted, failures: calls - minted, byStatus: mintStatuses },
+        rejections: {
+          subject: rejected.subject ?? 0,
+          tenant: rejected.tenant ?? 0,
+          upstream: rejected.upstream ?? 0,
+          upstream_share: rejected.upstream_share ?? 0,
+        },
+      }
+    },
     request(tenant: string, outcome: string): void {
       requests.inc({ tenant, outcome })
     },
     cache(tenant: string, result: CacheResult): void {
       cache.inc({ tenant, result })
     },
-    mint(status: number | string, seconds: number): void {
+    mint(tenant: string, status: number | string, seconds: number): void {
       const label = String(status)
-      mints.inc({ status: label })
+      mints.inc({ tenant, status: label })
       mintDuration.observe({ status: label }, seconds)
     },
     quota(state: QuotaState | undefined): void {

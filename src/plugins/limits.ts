@@ -9,6 +9,8 @@ import { BrokerError } from '../errors.js'
 export interface BrokerLimits {
   /** Counts one request; sets `RateLimit-*` for the subject, or throws RATE_LIMITED with `Retry-After`. */
   check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string): Promise<void>
+  /** The tenant's current request window, read without counting. */
+  windows(tenant: Tenant): Promise<{ tenant: { count: number; limit: number; resetInSeconds: number } }>
 }
 
 declare module 'fastify' {
@@ -20,7 +22,7 @@ declare module 'fastify' {
   }
 }
 
-type Limiter = (req: FastifyRequest) => Promise<{
+type Limiter = (req: FastifyRequest, options?: { increment: false }) => Promise<{
   isAllowed: boolean
   isExceeded?: boolean
   max?: number
@@ -79,6 +81,13 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
       }
       const t = await perTenant(request)
       if (!t.isAllowed && t.isExceeded === true) throw refuse(tenant, 'tenant', Math.max(1, t.ttlInSeconds ?? 1))
+    },
+    async windows(tenant) {
+      // The limiter only needs the key parts and the route config a real request carries.
+      const probe = { limitKey: { tenant, subject: '' }, routeOptions: { config: {} } } as unknown as FastifyRequest
+      const w = await perTenant(probe, { increment: false })
+      const limit = tenant.limits.perTenantPerMinute
+      return { tenant: { count: limit - (w.remaining ?? limit), limit, resetInSeconds: w.ttlInSeconds ?? 0 } }
     },
   } satisfies BrokerLimits)
 }

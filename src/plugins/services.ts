@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { OverrideSync } from '../admin/override-sync.js'
+import type { OverrideStore } from '../admin/overrides.js'
+import { createAuditLog, type AuditLog } from '../audit/audit-log.js'
 import { TokenCache } from '../cache/token-cache.js'
 import type { TokenStore } from '../cache/token-store.js'
 import type { Config } from '../config/index.js'
@@ -21,6 +24,9 @@ export interface Broker {
   metrics: Metrics
   upstream: UpstreamClient
   breaker: CircuitBreaker
+  audit: AuditLog
+  overrides: OverrideStore
+  overrideSync: OverrideSync
   now: () => number
 }
 
@@ -35,15 +41,17 @@ export interface ServicesOptions {
   store: TokenStore
   counters: Counters
   metrics: Metrics
+  overrides: OverrideStore
   now: () => number
 }
 
 async function services(app: FastifyInstance, opts: ServicesOptions): Promise<void> {
-  const { config, store, counters, metrics, now } = opts
+  const { config, store, counters, metrics, overrides, now } = opts
   const upstream = new UpstreamClient({ ...config.upstream, now })
   const quota = new UpstreamQuota(counters, now)
   const breaker = new CircuitBreaker({ now })
   const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs })
+  const audit = createAuditLog(app.log, { subjects: config.auditSubjects ?? 'hashed', hashKey: config.upstream.apiKey })
   const tokens = new TokenCache({
     store,
     counters,
@@ -53,11 +61,17 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
     metrics,
     log: app.log,
     upstreamTimeoutMs: config.upstream.timeoutMs,
+    audit,
     now,
   })
-  app.decorate('broker', { config, tenants, tokens, quota, store, counters, metrics, upstream, breaker, now })
+  // Operators' run-time patches: adopted before the first request, then followed every second.
+  const overrideSync = new OverrideSync(tenants, overrides, app.log)
+  await overrideSync.tick()
+  overrideSync.start()
+  app.decorate('broker', { config, tenants, tokens, quota, store, counters, metrics, upstream, breaker, audit, overrides, overrideSync, now })
   app.addHook('onClose', async () => {
-    await Promise.allSettled([upstream.close(), store.close(), counters.close()])
+    overrideSync.stop()
+    await Promise.allSettled([upstream.close(), store.close(), counters.close(), overrides.close()])
   })
 }
 

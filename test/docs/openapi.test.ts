@@ -14,11 +14,20 @@ async function appRoutes(adminToken?: string): Promise<Set<string>> {
   await app.ready()
   const tree = app.printRoutes({ commonPrefix: false })
   await app.close()
+  // The tree nests shared prefixes: a line's depth is where its "── " stands, its path is relative to its parent.
   const routes = new Set<string>()
+  const stack: string[] = []
   for (const line of tree.split('\n')) {
-    const m = /── (\S+) \(([^)]+)\)/.exec(line)
-    if (m === null || m[1] === '*') continue
-    for (const method of (m[2] as string).split(', ')) if (method !== 'HEAD') routes.add(`${method} ${m[1]}`)
+    const at = line.indexOf('── ')
+    if (at < 0) continue
+    const depth = (at - 1) / 4
+    const m = /^(\S+)(?: \(([^)]+)\))?/.exec(line.slice(at + 3))
+    if (m === null) continue
+    stack.length = depth
+    stack.push(m[1] as string)
+    const path = stack.join('')
+    if (m[2] === undefined || path === '*') continue
+    for (const method of m[2].split(', ')) if (method !== 'HEAD') routes.add(`${method} ${path}`)
   }
   return routes
 }

@@ -116,7 +116,7 @@ t.test('metrics record mints by status, latency and the observed quota', async (
   const b = await buildBroker(t)
   await b.token(await userJwt('u1'), A1)
   const text = (await b.app.inject('/metrics')).body
-  t.match(text, /tiktools_broker_upstream_mints_total\{status="200"\} 1/)
+  t.match(text, /tiktools_broker_upstream_mints_total\{tenant="acme",status="200"\} 1/)
   t.match(text, /tiktools_broker_upstream_mint_duration_seconds_count\{status="200"\} 1/)
   t.match(text, /tiktools_broker_upstream_quota_remaining 59/)
   t.match(text, /tiktools_broker_token_requests_total\{tenant="acme",outcome="ok"\} 1/)

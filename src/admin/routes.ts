@@ -1,0 +1,99 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { unauthenticated } from '../auth/authenticator.js'
+import { ConfigError } from '../config/errors.js'
+import { parseTenantPatch } from '../config/tenant-patch.js'
+import type { Tenant } from '../config/tenant-schema.js'
+import { BrokerError } from '../errors.js'
+import { reloadTenants } from './reload.js'
+import { tenantView } from './tenant-view.js'
+
+export interface AdminOptions {
+  adminToken: string
+  env: NodeJS.ProcessEnv
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
+/** `/admin/*` (contract section 3): only with `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time. */
+async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
+  const expected = digest(opts.adminToken)
+  const { tenants, store, counters, metrics, audit } = app.broker
+
+  const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.header('cache-control', 'no-store')
+    const header = request.headers.authorization
+    if (header === undefined) throw unauthenticated(false)
+    const presented = /^Bearer +(\S+)$/i.exec(header)?.[1] ?? ''
+    if (!timingSafeEqual(digest(presented), expected)) throw unauthenticated(true, 'The admin token is not valid.')
+  }
+  const tenantOr404 = (id: string): Tenant => {
+    const tenant = tenants.get(id)
+    if (tenant === undefined) throw new BrokerError('NOT_FOUND', `No tenant ${id}.`)
+    return tenant
+  }
+  const view = (t: Tenant) => tenantView(t, tenants.override(t.id))
+  type Id = { Params: { id: string } }
+
+  app.register(async (scoped) => {
+    scoped.addHook('onRequest', guard)
+    // Operators may send a JSON merge patch with its own media type.
+    scoped.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, scoped.getDefaultJsonParser('error', 'error'))
+
+    scoped.get('/admin/tenants', async () => ({ tenants: tenants.all().map(view) }))
+    scoped.get<Id>('/admin/tenants/:id', async (request) => view(tenantOr404(request.params.id)))
+
+    scoped.patch<Id>('/admin/tenants/:id', async (request) => {
+      tenantOr404(request.params.id)
+      let updated: Tenant | undefined
+      try {
+        const patch = parseTenantPatch(request.body ?? {})
+        updated = tenants.patch(request.params.id, patch)
+        await app.broker.overrides.save(request.params.id, tenants.override(request.params.id) ?? {})
+        await app.broker.overrideSync.markCurrent()
+        audit.adminChange('tenant.patch', request.params.id, { patch })
+      } catch (err) {
+        if (err instanceof ConfigError) throw new BrokerError('BAD_REQUEST', err.issues.join('; '))
+        throw err
+      }
+      return view(updated as Tenant)
+    })
+
+    scoped.get<Id>('/admin/tenants/:id/usage', async (request) => {
+      const tenant = tenantOr404(request.params.id)
+      const [usage, windows, mints] = await Promise.all([
+        metrics.usage(tenant.id),
+        app.limits.windows(tenant),
+        counters.peek(`mints:${tenant.id}`).catch(() => ({ count: 0, resetInMs: 0 })),
+      ])
+      return {
+        tenant: tenant.id,
+        scope: 'counts since this replica started; windows are shared across replicas',
+        ...usage,
+        windows: {
+          tenantRequests: windows.tenant,
+          upstreamMints: {
+            count: mints.count,
+            limit: tenant.limits.upstreamMintsPerMinute ?? null,
+            resetInSeconds: Math.ceil(mints.resetInMs / 1000),
+          },
+        },
+      }
+    })
+
+    scoped.delete<{ Params: { id: string; subject: string } }>(
+      '/admin/tenants/:id/subjects/:subject/tokens',
+      async (request, reply) => {
+        const tenant = tenantOr404(request.params.id)
+        await store.purgeSubject(tenant.id, request.params.subject)
+        audit.adminChange('tokens.purge', tenant.id, { subjects: 1 })
+        return reply.code(204).send()
+      },
+    )
+
+    scoped.post('/admin/reload', async () => ({ status: 'reloaded', tenants: await reloadTenants(app, opts.env) }))
+  })
+}
+
+export default fp(admin, { name: 'admin-routes', fastify: '5.x', dependencies: ['broker-services', 'broker-limits'] })

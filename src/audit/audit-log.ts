@@ -1,0 +1,45 @@
+import { createHmac } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Grant } from '../policy/grant.js'
+
+/**
+ * The audit trail: one line per upstream mint and per admin change, on its
+ * own child logger (`"channel":"audit"`) so ops can route it separately.
+ * Subjects are HMAC-hashed (keyed, so short user ids cannot be guessed back)
+ * unless the operator asks for them in clear.
+ */
+export interface AuditLog {
+  mint(grant: Grant): void
+  adminChange(action: string, tenantId: string | null, detail: Record<string, unknown>): void
+}
+
+export interface AuditOptions {
+  /** `hashed` (default) or `plain`. */
+  subjects?: 'hashed' | 'plain'
+  /** Key for the subject HMAC; replicas with the same key write the same hashes. */
+  hashKey: string
+}
+
+/** Builds the audit log on a child of the app's logger. */
+export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): AuditLog {
+  const audit = log.child({ channel: 'audit' })
+  const key = createHmac('sha256', 'tiktools-broker audit subjects v1').update(options.hashKey).digest()
+  const subject = (s: string): string =>
+    options.subjects === 'plain' ? s : `hmac:${createHmac('sha256', key).update(s).digest('base64url').slice(0, 22)}`
+  return {
+    mint(grant) {
+      audit.info(
+        {
+          event: 'token.mint',
+          tenant: grant.tenantId,
+          subject: subject(grant.subject),
+          grant: { creators: grant.creators, expireAfter: grant.expireAfter, maxWebsockets: grant.maxWebsockets },
+        },
+        'audit',
+      )
+    },
+    adminChange(action, tenantId, detail) {
+      audit.info({ event: `admin.${action}`, tenant: tenantId, actor: 'admin-token', ...detail }, 'audit')
+    },
+  }
+}
