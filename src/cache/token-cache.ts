@@ -153,6 +153,7 @@ export class TokenCache {
       metrics.rejection(tenant.id, 'upstream')
       throw err
     }
+    // The share is taken first: the breaker's half-open trial must not be claimed by a call that never happens.
     await this.#takeTenantShare(tenant)
     const waitMs = breaker.blockedForMs()
     if (waitMs > 0) {

@@ -19,7 +19,7 @@ export type TokenRequest = z.output<typeof tokenRequestSchema>
 
 /** Validates a parsed body; a missing body means `{}`. Throws BAD_REQUEST naming the field. */
 export function parseTokenRequest(body: unknown): TokenRequest {
-  const result = tokenRequestSchema.safeParse(body ?? {})
+  const result = tokenRequestSchema.safeParse(body === undefined ? {} : body)
   if (result.success) return result.data
   const issue = result.error.issues[0] as z.core.$ZodIssue
   const field = issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : ''

@@ -20,6 +20,7 @@ t.test('BAD_REQUEST for malformed JSON, wrong types, bad names, unknown fields a
   const cases: Array<[unknown, RegExp]> = [
     ['{"allowed_creators": [', /JSON/],
     ['[1,2]', /object/],
+    ['null', /object/],
     [{ allowed_creators: 'a1' }, /allowed_creators/],
     [{ allowed_creators: [] }, /allowed_creators/],
     [{ allowed_creators: ['a'] }, /allowed_creators\.0/],
