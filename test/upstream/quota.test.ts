@@ -31,6 +31,6 @@ t.test('UpstreamQuota: Remaining 0 blocks until Reset; a 429 without headers blo
   await quota.assertAvailable()
   const wait = await quota.observeRejection(undefined, undefined)
   t.equal(wait, 60_000)
-  await t.rejects(quota.assertAvailable(), { headers: { 'retry-after': 60 } })
+  await t.rejects(quota.assertAvailable(), { code: 'UPSTREAM_RATE_LIMITED', headers: { 'retry-after': 60 } })
   t.same(quota.headers(), { 'x-ratelimit-limit': 10, 'x-ratelimit-remaining': 0, 'x-ratelimit-reset': 1090 })
 })
