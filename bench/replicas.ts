@@ -35,12 +35,13 @@ interface Row {
   max: number
 }
 
-/** One burst: REQUESTS concurrent requests, round-robin over replicas and subjects. */
-async function burst(urls: string[], jwts: string[], sim: { stats: { mints: number } }, scenario: string, label: string): Promise<Row> {
+/** One burst: REQUESTS concurrent requests (or `sequential` ones, one at a time), round-robin over replicas and subjects. */
+async function burst(urls: string[], jwts: string[], sim: { stats: { mints: number } }, scenario: string, label: string, sequential = 0): Promise<Row> {
   const before = sim.stats.mints
-  const answers = await Promise.all(
-    Array.from({ length: REQUESTS }, (_, i) => requestToken(urls[i % urls.length] as string, jwts[i % jwts.length] as string)),
-  )
+  const send = (i: number) => requestToken(urls[i % urls.length] as string, jwts[i % jwts.length] as string)
+  const answers = []
+  if (sequential > 0) for (let i = 0; i < sequential; i++) answers.push(await send(i))
+  else answers.push(...(await Promise.all(Array.from({ length: REQUESTS }, (_, i) => send(i)))))
   const ms = answers.map((a) => a.ms)
   return {
     scenario,
@@ -71,6 +72,7 @@ async function run(scenario: Scenario): Promise<Row[]> {
       await burst(brokers.urls, first, sim, scenario.name, 'cold start, all misses'),
       await burst(brokers.urls, second, sim, scenario.name, 'warm, all misses'),
       await burst(brokers.urls, second, sim, scenario.name, 'warm, all cached'),
+      await burst(brokers.urls, second, sim, scenario.name, 'cached, 1 at a time (100)', 100),
     ]
   } finally {
     await brokers.close()
@@ -86,7 +88,7 @@ for (const scenario of SCENARIOS) rows.push(...(await run(scenario)))
 const f = (n: number) => n.toFixed(1).padStart(7)
 console.log(`\n${REQUESTS} concurrent POST /v1/token, ${SUBJECTS} subjects, round-robin over the replicas (latency in ms, client side)`)
 console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}: client, simulator, Redis and replicas share them\n`)
-console.log(`${'scenario'.padEnd(22)} ${'burst'.padEnd(24)} mints  200s     p50     p99     max`)
+console.log(`${'scenario'.padEnd(22)} ${'burst'.padEnd(26)} mints  200s     p50     p99     max`)
 for (const r of rows) {
-  console.log(`${r.scenario.padEnd(22)} ${r.burst.padEnd(24)} ${String(r.mints).padStart(5)} ${String(r.ok).padStart(5)} ${f(r.p50)} ${f(r.p99)} ${f(r.max)}`)
+  console.log(`${r.scenario.padEnd(22)} ${r.burst.padEnd(26)} ${String(r.mints).padStart(5)} ${String(r.ok).padStart(5)} ${f(r.p50)} ${f(r.p99)} ${f(r.max)}`)
 }

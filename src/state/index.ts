@@ -1,10 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { OverrideStore } from '../admin/overrides.js'
+import { deriveCacheKeys } from '../cache/crypto.js'
 import { MemoryTokenStore } from '../cache/memory-store.js'
+import { RedisTokenStore } from '../cache/redis-store.js'
 import type { TokenStore } from '../cache/token-store.js'
 import type { Config } from '../config/index.js'
 import type { Counters } from '../counters/counters.js'
 import { MemoryCounters } from '../counters/memory-counters.js'
+import { RedisCounters } from '../counters/redis-counters.js'
 import type { ReadinessCheck } from '../routes/health.js'
+import { FallbackCounters } from './fallback-counters.js'
+import { FallbackTokenStore } from './fallback-store.js'
+import { RedisConnection, type RedisConnectionOptions } from './redis-connection.js'
+import { RedisOverrideStore } from './redis-overrides.js'
+import { sharedRateLimitStore } from './rate-limit-store.js'
 
 /** The state a broker keeps: in this process, or shared with other replicas through Redis. */
 export interface BrokerState {
@@ -12,19 +21,42 @@ export interface BrokerState {
   counters: Counters
   /** A @fastify/rate-limit store class, when the broker's own limits are shared. */
   rateLimitStore?: unknown
+  /** Where operators' tenant patches are shared, when replicas share state. */
+  overrides?: OverrideStore
   readiness: ReadinessCheck[]
   close(): Promise<void>
 }
 
-/** Builds the state the configuration asks for: memory without `REDIS_URL`. */
-export async function createState(config: Config, _log: FastifyBaseLogger): Promise<BrokerState> {
-  if (config.redisUrl !== undefined) {
-    throw new Error('REDIS_URL is not supported yet')
+/** Test and benchmark knobs; production uses the defaults. */
+export interface StateOptions {
+  /** Namespace of every Redis key, default `tkb:`. */
+  keyPrefix?: string
+  redis?: RedisConnectionOptions
+}
+
+/**
+ * Builds the state the configuration asks for: memory without `REDIS_URL`;
+ * with it, Redis-backed stores that fall back to memory while Redis is away.
+ * Never fails because Redis is down: the broker starts degraded and recovers by itself.
+ */
+export async function createState(config: Config, log: FastifyBaseLogger, options: StateOptions = {}): Promise<BrokerState> {
+  if (config.redisUrl === undefined) {
+    return { store: new MemoryTokenStore(), counters: new MemoryCounters(), readiness: [], close: async () => {} }
   }
+  const prefix = options.keyPrefix ?? 'tkb:'
+  const connection = await RedisConnection.open(config.redisUrl, log, options.redis)
+  const redis = connection.client
+  const keys = deriveCacheKeys({ encryptionKey: config.cacheEncryptionKey, apiKey: config.upstream.apiKey })
+  const store = new FallbackTokenStore(new RedisTokenStore({ redis, keys, prefix }), connection)
+  const counters = new FallbackCounters(new RedisCounters({ redis, prefix }), connection)
+  let closing: Promise<void> | undefined
   return {
-    store: new MemoryTokenStore(),
-    counters: new MemoryCounters(),
-    readiness: [],
-    close: async () => {},
+    store,
+    counters,
+    rateLimitStore: sharedRateLimitStore(redis, connection, `${prefix}rl:`),
+    overrides: new RedisOverrideStore(redis, connection, prefix),
+    readiness: [connection.readiness],
+    // The stores first (idempotent: the app closes them too), the connection last.
+    close: () => (closing ??= Promise.allSettled([store.close(), counters.close()]).then(() => connection.close())),
   }
 }

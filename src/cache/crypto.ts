@@ -1,0 +1,68 @@
+import { createHmac, hkdfSync } from 'node:crypto'
+import { CompactEncrypt, compactDecrypt } from 'jose'
+
+/** The two keys the Redis token store needs: one seals values, one hashes key names. */
+export interface CacheKeys {
+  sealKey: Uint8Array
+  nameKey: Uint8Array
+}
+
+// Distinct salts, so that a CACHE_ENCRYPTION_KEY equal to the API key still yields other keys.
+const SALT_EXPLICIT = 'tiktools-broker/cache/v1/cache-encryption-key'
+const SALT_FROM_API_KEY = 'tiktools-broker/cache/v1/tiktools-api-key'
+
+/**
+ * Derives the cache keys with HKDF-SHA256 from `CACHE_ENCRYPTION_KEY` (any
+ * string) or, when unset, from the API key: every replica holds the API key,
+ * so they agree without extra configuration.
+ *
+ * @example
+ * const keys = deriveCacheKeys({ encryptionKey: undefined, apiKey: config.upstream.apiKey })
+ */
+export function deriveCacheKeys(source: { encryptionKey: string | undefined; apiKey: string }): CacheKeys {
+  const ikm = source.encryptionKey ?? source.apiKey
+  const salt = source.encryptionKey !== undefined ? SALT_EXPLICIT : SALT_FROM_API_KEY
+  const derive = (info: string) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, 32))
+  return { sealKey: derive('token sealing (JWE dir A256GCM)'), nameKey: derive('key names (HMAC-SHA256)') }
+}
+
+/** A keyed, truncated hash (128 bits, base64url) so that no subject or grant appears in a key name. */
+export function hashName(nameKey: Uint8Array, ...parts: string[]): string {
+  return createHmac('sha256', nameKey).update(parts.join('\u0000')).digest('base64url').slice(0, 22)
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * Seals cache values as compact JWE (`dir`, `A256GCM`). The protected header
+ * carries the value's slot (`ctx`): it is authenticated, so a value copied to
+ * another subject's key does not open there.
+ */
+export class ValueSealer {
+  readonly #key: Uint8Array
+
+  constructor(sealKey: Uint8Array) {
+    this.#key = sealKey
+  }
+
+  /** Encrypts `plaintext` for the slot `context`. */
+  async seal(plaintext: string, context: string): Promise<string> {
+    return new CompactEncrypt(encoder.encode(plaintext))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', ctx: context })
+      .encrypt(this.#key)
+  }
+
+  /** Decrypts a sealed value; undefined when it does not open (another key, another slot, garbage). */
+  async open(jwe: string, context: string): Promise<string | undefined> {
+    try {
+      const { plaintext, protectedHeader } = await compactDecrypt(jwe, this.#key, {
+        keyManagementAlgorithms: ['dir'],
+        contentEncryptionAlgorithms: ['A256GCM'],
+      })
+      return protectedHeader.ctx === context ? decoder.decode(plaintext) : undefined
+    } catch {
+      return undefined
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import type { Counters, QuotaState, WindowCount } from '../counters/counters.js'
+import { MemoryCounters } from '../counters/memory-counters.js'
+import { withFallback, type RedisHealth } from './health.js'
+
+/**
+ * The shared {@link Counters}, falling back to this process's while Redis is
+ * away: windows and quota are then counted per replica, never skipped. The
+ * quota is also kept locally, so a block observed before an outage still holds during it.
+ */
+export class FallbackCounters implements Counters {
+  readonly #shared: Counters
+  readonly #health: RedisHealth
+  readonly #local: MemoryCounters
+  #closing: Promise<void> | undefined
+
+  constructor(shared: Counters, health: RedisHealth, now: () => number = Date.now) {
+    this.#shared = shared
+    this.#health = health
+    this.#local = new MemoryCounters(now)
+  }
+
+  increment(key: string, windowMs: number): Promise<WindowCount> {
+    return withFallback(this.#health, () => this.#shared.increment(key, windowMs), () => this.#local.increment(key, windowMs))
+  }
+
+  peek(key: string): Promise<WindowCount> {
+    return withFallback(this.#health, () => this.#shared.peek(key), () => this.#local.peek(key))
+  }
+
+  readQuota(): Promise<QuotaState | undefined> {
+    return withFallback(this.#health, () => this.#shared.readQuota(), () => this.#local.readQuota())
+  }
+
+  async writeQuota(state: QuotaState): Promise<void> {
+    await this.#local.writeQuota(state)
+    await withFallback(this.#health, () => this.#shared.writeQuota(state), async () => undefined)
+  }
+
+  /** Closes once, however often it is called. */
+  close(): Promise<void> {
+    this.#closing ??= Promise.allSettled([this.#shared.close(), this.#local.close()]).then(() => undefined)
+    return this.#closing
+  }
+}

@@ -1,0 +1,63 @@
+import { MemoryTokenStore } from '../cache/memory-store.js'
+import type { CachedToken, MintLock, TokenKey, TokenStore } from '../cache/token-store.js'
+import { BrokerError } from '../errors.js'
+import { withFallback, type RedisHealth } from './health.js'
+
+/**
+ * The shared {@link TokenStore}, falling back to one in this process while
+ * Redis is away: reads miss Redis but still find what this replica minted
+ * meanwhile, writes and locks land locally, so the replica keeps caching and
+ * coalescing its own requests. The local store is dropped when Redis returns:
+ * it never saw purges made through other replicas.
+ */
+export class FallbackTokenStore implements TokenStore {
+  readonly #shared: TokenStore
+  readonly #health: RedisHealth
+  #local = new MemoryTokenStore({ max: 10_000 })
+  #closing: Promise<void> | undefined
+
+  constructor(shared: TokenStore, health: RedisHealth) {
+    this.#shared = shared
+    this.#health = health
+    health.onRecover(() => {
+      this.#local = new MemoryTokenStore({ max: 10_000 })
+    })
+  }
+
+  get(key: TokenKey): Promise<CachedToken | undefined> {
+    return withFallback(this.#health, () => this.#shared.get(key), () => this.#local.get(key))
+  }
+
+  set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void> {
+    return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs), () => this.#local.set(key, value, ttlMs))
+  }
+
+  /** Purges both stores. Without Redis the shared tokens cannot be purged: a 503, never a silent success. */
+  async purgeSubject(tenantId: string, subject: string): Promise<void> {
+    await this.#local.purgeSubject(tenantId, subject)
+    const purged = await withFallback(
+      this.#health,
+      () => this.#shared.purgeSubject(tenantId, subject).then(() => true),
+      async () => false,
+    )
+    if (!purged) {
+      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The shared token cache (Redis) is unavailable; the purge did not reach it. Retry.', {
+        headers: { 'retry-after': 5 },
+      })
+    }
+  }
+
+  acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
+    return withFallback(this.#health, () => this.#shared.acquireMintLock(key, ttlMs), () => this.#local.acquireMintLock())
+  }
+
+  waitForToken(key: TokenKey, timeoutMs: number): Promise<CachedToken | undefined> {
+    return withFallback(this.#health, () => this.#shared.waitForToken(key, timeoutMs), () => this.#local.waitForToken(key))
+  }
+
+  /** Closes both stores once, however often it is called (the app and the state both close it). */
+  close(): Promise<void> {
+    this.#closing ??= Promise.allSettled([this.#shared.close(), this.#local.close()]).then(() => undefined)
+    return this.#closing
+  }
+}

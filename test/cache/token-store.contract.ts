@@ -1,0 +1,144 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import type { CachedToken, TokenKey, TokenStore } from '../../src/cache/token-store.js'
+
+/** What a store promises beyond the basics: a lock other processes respect, and a wait that waits. */
+export interface StoreTraits {
+  /** The mint lock excludes other holders (a shared store); a per-process store always grants it. */
+  exclusiveLock: boolean
+}
+
+const key = (subject: string | null, grant = 'a1|1|600', tenantId = 'acme'): TokenKey => ({ tenantId, subject, grant })
+const token = (name: string): CachedToken => ({ token: `eyJ.${name}.sig`, expiresAt: 2_000_000_000, issuedAt: 1_999_999_400, expireAfter: 600 })
+
+/**
+ * The behaviour every {@link TokenStore} shares; each implementation's test
+ * file runs it with a factory giving a fresh, empty store.
+ */
+export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) => Promise<TokenStore>, traits: StoreTraits): void {
+  t.test(`${name}: TokenStore contract`, async (t) => {
+    t.test('get misses on an empty store; set then get answers the same token', async (t) => {
+      const store = await makeStore(t)
+      t.equal(await store.get(key('alice')), undefined)
+      await store.set(key('alice'), token('t1'), 10_000)
+      t.same(await store.get(key('alice')), token('t1'))
+    })
+
+    t.test('tenant, subject, grant and the shared (null) subject are four different keys', async (t) => {
+      const store = await makeStore(t)
+      await store.set(key('alice'), token('alice'), 10_000)
+      await store.set(key('alice', 'a2|1|600'), token('grant2'), 10_000)
+      await store.set(key('alice', 'a1|1|600', 'other'), token('other-tenant'), 10_000)
+      await store.set(key(null), token('shared'), 10_000)
+      t.same((await store.get(key('alice')))?.token, token('alice').token)
+      t.same((await store.get(key('alice', 'a2|1|600')))?.token, token('grant2').token)
+      t.same((await store.get(key('alice', 'a1|1|600', 'other')))?.token, token('other-tenant').token)
+      t.same((await store.get(key(null)))?.token, token('shared').token)
+      t.equal(await store.get(key('bob')), undefined)
+    })
+
+    t.test('a token is gone after its ttl; a ttl of 0 or less stores nothing', async (t) => {
+      const store = await makeStore(t)
+      await store.set(key('alice'), token('short'), 60)
+      await store.set(key('bob'), token('none'), 0)
+      t.ok(await store.get(key('alice')), 'there before the ttl')
+      t.equal(await store.get(key('bob')), undefined)
+      await sleep(120)
+      t.equal(await store.get(key('alice')), undefined, 'gone after the ttl')
+    })
+
+    t.test('purgeSubject forgets every grant of that subject and nothing else', async (t) => {
+      const store = await makeStore(t)
+      await store.set(key('alice'), token('1'), 10_000)
+      await store.set(key('alice', 'a2|1|600'), token('2'), 10_000)
+      await store.set(key('bob'), token('3'), 10_000)
+      await store.set(key('alice', 'a1|1|600', 'other'), token('4'), 10_000)
+      await store.set(key(null), token('5'), 10_000)
+      await store.purgeSubject('acme', 'alice')
+      t.equal(await store.get(key('alice')), undefined)
+      t.equal(await store.get(key('alice', 'a2|1|600')), undefined)
+      t.ok(await store.get(key('bob')), 'another subject kept')
+      t.ok(await store.get(key('alice', 'a1|1|600', 'other')), 'same subject in another tenant kept')
+      t.ok(await store.get(key(null)), 'tokens shared by grant kept')
+      await store.purgeSubject('acme', 'nobody')
+      await store.set(key('alice'), token('again'), 10_000)
+      t.ok(await store.get(key('alice')), 'the subject caches again after a purge')
+    })
+
+    if (traits.exclusiveLock) {
+      t.test('the mint lock is exclusive until released', async (t) => {
+        const store = await makeStore(t)
+        const first = await store.acquireMintLock(key('alice'), 5000)
+        t.ok(first)
+        t.equal(await store.acquireMintLock(key('alice'), 5000), null, 'a second holder is refused')
+        t.ok(await store.acquireMintLock(key('bob'), 5000), 'another key has its own lock')
+        await first?.release()
+        await first?.release()
+        const again = await store.acquireMintLock(key('alice'), 5000)
+        t.ok(again, 'free again after release (released twice, harmlessly)')
+        await again?.release()
+      })
+
+      t.test('a lock expires after its ttl, and only its owner may release it', async (t) => {
+        const store = await makeStore(t)
+        const stale = await store.acquireMintLock(key('alice'), 50)
+        await sleep(100)
+        const current = await store.acquireMintLock(key('alice'), 5000)
+        t.ok(current, 'taken over after the ttl')
+        await stale?.release()
+        t.equal(await store.acquireMintLock(key('alice'), 5000), null, "the stale owner did not free the new owner's lock")
+        await current?.release()
+      })
+
+      t.test('waitForToken answers the token the lock holder stores', async (t) => {
+        const store = await makeStore(t)
+        const lock = await store.acquireMintLock(key('alice'), 5000)
+        const started = Date.now()
+        const waiting = store.waitForToken(key('alice'), 2000)
+        await sleep(60)
+        await store.set(key('alice'), token('landed'), 10_000)
+        await lock?.release()
+        t.same(await waiting, token('landed'))
+        t.ok(Date.now() - started < 1000, 'answered soon after it landed')
+      })
+
+      t.test('waitForToken gives up when the lock goes without a token, or at the timeout', async (t) => {
+        const store = await makeStore(t)
+        const lock = await store.acquireMintLock(key('alice'), 5000)
+        const waiting = store.waitForToken(key('alice'), 5000)
+        await sleep(40)
+        await lock?.release()
+        let started = Date.now()
+        t.equal(await waiting, undefined)
+        t.ok(Date.now() - started < 500, 'stopped once the lock was gone')
+        await store.acquireMintLock(key('bob'), 5000)
+        started = Date.now()
+        t.equal(await store.waitForToken(key('bob'), 150), undefined)
+        const waited = Date.now() - started
+        t.ok(waited >= 140 && waited < 1000, `bounded by the timeout (${waited} ms)`)
+      })
+    } else {
+      t.test('the mint lock is always granted (single-flight is the token cache’s job in one process)', async (t) => {
+        const store = await makeStore(t)
+        t.ok(await store.acquireMintLock(key('alice'), 5000))
+        t.ok(await store.acquireMintLock(key('alice'), 5000))
+      })
+    }
+
+    t.test('waitForToken answers a stored token at once, and undefined without one or a lock', async (t) => {
+      const store = await makeStore(t)
+      await store.set(key('alice'), token('there'), 10_000)
+      t.same(await store.waitForToken(key('alice'), 5000), token('there'))
+      const started = Date.now()
+      t.equal(await store.waitForToken(key('bob'), 5000), undefined)
+      t.ok(Date.now() - started < 500, 'no lock, no wait')
+    })
+
+    t.test('close may be called twice', async (t) => {
+      const store = await makeStore(t)
+      await store.close()
+      await store.close()
+      t.pass()
+    })
+  })
+}

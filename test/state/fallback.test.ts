@@ -1,0 +1,115 @@
+import t from 'tap'
+import type { CachedToken, MintLock, TokenKey, TokenStore } from '../../src/cache/token-store.js'
+import type { Counters } from '../../src/counters/counters.js'
+import { BrokerError } from '../../src/errors.js'
+import { FallbackCounters } from '../../src/state/fallback-counters.js'
+import { FallbackTokenStore } from '../../src/state/fallback-store.js'
+import type { RedisHealth } from '../../src/state/health.js'
+
+/** A health switch the test flips, recording reported failures. */
+class FakeHealth implements RedisHealth {
+  available = true
+  readonly failures: unknown[] = []
+  readonly #listeners: Array<() => void> = []
+  noteFailure(err: unknown): void {
+    this.failures.push(err)
+  }
+  onRecover(listener: () => void): void {
+    this.#listeners.push(listener)
+  }
+  recover(): void {
+    this.available = true
+    for (const l of this.#listeners) l()
+  }
+}
+const fakeHealth = () => new FakeHealth()
+
+const fail = async (): Promise<never> => {
+  throw new Error('Connection is closed.')
+}
+/** A shared store that fails every call, counting them. */
+function brokenStore(): TokenStore & { calls: number } {
+  const s = { calls: 0 } as TokenStore & { calls: number }
+  for (const m of ['get', 'set', 'purgeSubject', 'acquireMintLock', 'waitForToken'] as const) {
+    ;(s as unknown as Record<string, unknown>)[m] = () => {
+      s.calls++
+      return fail()
+    }
+  }
+  s.close = async () => {}
+  return s
+}
+
+const key: TokenKey = { tenantId: 'acme', subject: 'alice', grant: 'a1|1|600' }
+const token: CachedToken = { token: 'tok', expiresAt: 2e9, issuedAt: null, expireAfter: 600 }
+
+t.test('store: a failing Redis becomes the local store, never an error', async (t) => {
+  const health = fakeHealth()
+  const shared = brokenStore()
+  const store = new FallbackTokenStore(shared, health)
+  t.equal(await store.get(key), undefined, 'a read is a miss')
+  await store.set(key, token, 10_000)
+  t.same(await store.get(key), token, 'the write landed locally and is served from there')
+  const lock: MintLock | null = await store.acquireMintLock(key, 1000)
+  t.ok(lock, 'the local lock is granted')
+  t.same(await store.waitForToken(key, 1000), token)
+  t.equal(health.failures.length, 5, 'each failure reported to the health')
+})
+
+t.test('store: while Redis is known to be away it is not even tried', async (t) => {
+  const health = fakeHealth()
+  health.available = false
+  const shared = brokenStore()
+  const store = new FallbackTokenStore(shared, health)
+  await store.set(key, token, 10_000)
+  t.same(await store.get(key), token)
+  t.equal(shared.calls, 0)
+})
+
+t.test('store: the local store is dropped when Redis returns (it missed purges made elsewhere)', async (t) => {
+  const health = fakeHealth()
+  health.available = false
+  const store = new FallbackTokenStore(brokenStore(), health)
+  await store.set(key, token, 10_000)
+  health.recover()
+  health.available = false
+  t.equal(await store.get(key), undefined)
+})
+
+t.test('store: a purge that cannot reach Redis is a 503 with Retry-After, after purging locally', async (t) => {
+  const health = fakeHealth()
+  health.available = false
+  const store = new FallbackTokenStore(brokenStore(), health)
+  await store.set(key, token, 10_000)
+  const err = await store.purgeSubject('acme', 'alice').catch((e: unknown) => e)
+  t.ok(err instanceof BrokerError)
+  t.match(err, { statusCode: 503, headers: { 'retry-after': 5 } })
+  t.equal(await store.get(key), undefined, 'the local copy is gone')
+})
+
+t.test('store and counters: close is idempotent and closes the shared one once', async (t) => {
+  let closes = 0
+  const shared = { ...brokenStore(), close: async () => void closes++ }
+  const store = new FallbackTokenStore(shared, fakeHealth())
+  await Promise.all([store.close(), store.close()])
+  await store.close()
+  t.equal(closes, 1)
+  const sharedCounters = { close: async () => void closes++ } as unknown as Counters
+  const counters = new FallbackCounters(sharedCounters, fakeHealth())
+  await counters.close()
+  await counters.close()
+  t.equal(closes, 2)
+})
+
+t.test('counters: a failing Redis counts locally; the quota is kept locally as well', async (t) => {
+  const health = fakeHealth()
+  const shared = { increment: fail, peek: fail, readQuota: fail, writeQuota: fail, close: async () => {} } satisfies Counters
+  const counters = new FallbackCounters(shared, health)
+  t.equal((await counters.increment('m', 60_000)).count, 1)
+  t.equal((await counters.increment('m', 60_000)).count, 2)
+  t.equal((await counters.peek('m')).count, 2)
+  const q = { limit: 10, remaining: 0, reset: 1_764_100_000, blockedUntil: 1_764_100_000_000 }
+  await counters.writeQuota(q)
+  t.same(await counters.readQuota(), q)
+  t.equal(health.failures.length, 5)
+})

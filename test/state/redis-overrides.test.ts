@@ -1,0 +1,39 @@
+import t from 'tap'
+import { createLogger } from '../../src/logger.js'
+import { RedisConnection } from '../../src/state/redis-connection.js'
+import { RedisOverrideStore } from '../../src/state/redis-overrides.js'
+import { redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
+
+t.test('replicas share patches; every save gives a new version', async (t) => {
+  const { prefix } = await redisForTest(t)
+  const connection = await RedisConnection.open(TEST_REDIS_URL, createLogger('silent'))
+  t.teardown(() => connection.close())
+  const a = new RedisOverrideStore(connection.client, connection, prefix)
+  const b = new RedisOverrideStore(connection.client, connection, prefix)
+  t.equal(await b.version(), '0', 'nothing saved yet')
+  t.same(await b.load(), new Map())
+  await a.save('acme', { limits: { perSubjectPerMinute: 5 } })
+  const v1 = await b.version()
+  t.not(v1, '0')
+  t.same(await b.load(), new Map([['acme', { limits: { perSubjectPerMinute: 5 } }]]))
+  await a.save('acme', { enabled: false })
+  t.not(await b.version(), v1)
+  t.same((await b.load()).get('acme'), { enabled: false })
+})
+
+t.test('while Redis is away: the last version (a quiet poll), and a save is a 503', async (t) => {
+  const { prefix } = await redisForTest(t)
+  const connection = await RedisConnection.open(TEST_REDIS_URL, createLogger('silent'))
+  t.teardown(() => connection.close())
+  const health = { available: true, noteFailure() {}, onRecover() {} }
+  const store = new RedisOverrideStore(connection.client, health, prefix)
+  await store.save('acme', { enabled: false })
+  const seen = await store.version()
+  health.available = false
+  t.equal(await store.version(), seen)
+  await t.rejects(store.save('acme', { enabled: true }), { code: 'UPSTREAM_UNAVAILABLE', statusCode: 503 })
+  health.available = true
+  await connection.close()
+  t.equal(await store.version(), seen, 'a failing read also answers the last version')
+  await t.rejects(store.save('acme', { enabled: true }), { code: 'UPSTREAM_UNAVAILABLE', statusCode: 503 })
+})

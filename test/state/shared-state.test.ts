@@ -1,0 +1,38 @@
+import t from 'tap'
+import { createLogger } from '../../src/logger.js'
+import { startSimulator } from '../../src/simulator/index.js'
+import { createState } from '../../src/state/index.js'
+import { acme, API_KEY, configFor } from '../helpers/broker.js'
+import { assertNothingInClear, redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
+import { startReplica } from './replicas.js'
+
+t.test('without REDIS_URL the state is memory, always ready, and closes', async (t) => {
+  const state = await createState(configFor('http://127.0.0.1:1', [acme()]), createLogger('silent'))
+  t.equal(state.store.constructor.name, 'MemoryTokenStore')
+  t.equal(state.counters.constructor.name, 'MemoryCounters')
+  t.equal(state.rateLimitStore, undefined)
+  t.same(state.readiness, [])
+  await state.close()
+})
+
+t.test('two replicas on one Redis share tokens, the mint lock and the per-subject limit', async (t) => {
+  const { redis, prefix } = await redisForTest(t)
+  const sim = await startSimulator({ apiKeys: [API_KEY], perMinute: 1000 })
+  t.teardown(() => sim.close())
+  const config = configFor(sim.url, [acme({ limits: { perSubjectPerMinute: 12 } })], { redisUrl: TEST_REDIS_URL, logLevel: 'info' })
+  const [a, b] = [await startReplica(t, config, { keyPrefix: prefix }), await startReplica(t, config, { keyPrefix: prefix })]
+  t.equal(await a.ready(), 200)
+
+  const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).token('alice')))
+  t.same(answers.map((r) => r.status), Array(10).fill(200))
+  t.equal(sim.stats.mints, 1, 'ten concurrent requests on two replicas: one upstream mint')
+  t.equal(new Set(answers.map((r) => r.body.data.token)).size, 1, 'everyone got the same token')
+
+  const carol = []
+  for (let i = 0; i < 15; i++) carol.push(await (i % 2 === 0 ? a : b).token('carol'))
+  t.same(carol.map((r) => r.status), [...Array(12).fill(200), 429, 429, 429], 'the limit of 12 holds across replicas')
+  t.match(carol[12], { body: { code: 'RATE_LIMITED' }, headers: { 'retry-after': /^\d+$/ } })
+
+  const secrets = [API_KEY, 'alice', 'carol', ...answers.map((r) => r.body.data.token as string)]
+  t.ok((await assertNothingInClear(t, redis, secrets, prefix)) >= 4, 'tokens, indexes, rate-limit and quota keys looked at')
+})
