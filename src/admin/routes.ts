@@ -45,18 +45,23 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
     scoped.get<Id>('/admin/tenants/:id', async (request) => view(tenantOr404(request.params.id)))
 
     scoped.patch<Id>('/admin/tenants/:id', async (request) => {
-      tenantOr404(request.params.id)
-      let updated: Tenant | undefined
+      const id = tenantOr404(request.params.id).id
+      let prepared: ReturnType<typeof tenants.preparePatch>
+      let patch: ReturnType<typeof parseTenantPatch>
       try {
-        const patch = parseTenantPatch(request.body ?? {})
-        updated = tenants.patch(request.params.id, patch)
-        await app.broker.overrides.save(request.params.id, tenants.override(request.params.id) ?? {})
-        await app.broker.overrideSync.markCurrent()
-        audit.adminChange('tenant.patch', request.params.id, { patch })
+        patch = parseTenantPatch(request.body ?? {})
+        prepared = tenants.preparePatch(id, patch)
       } catch (err) {
         if (err instanceof ConfigError) throw new BrokerError('BAD_REQUEST', err.issues.join('; '))
         throw err
       }
+      if (prepared === undefined) throw new BrokerError('NOT_FOUND', `No tenant ${id}.`)
+      // Shared first: a change that cannot reach the other replicas is not applied here either.
+      await app.broker.overrides.save(id, prepared.override)
+      tenants.commitPatch(id, prepared)
+      await app.broker.overrideSync.markCurrent()
+      audit.adminChange('tenant.patch', id, { patch })
+      const updated = prepared.tenant
       return view(updated as Tenant)
     })
 

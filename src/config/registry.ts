@@ -67,18 +67,21 @@ export class TenantRegistry {
   }
 
   /**
-   * Merges an operator's patch into the tenant's override and puts the result
-   * in force. Throws a ConfigError naming the field when the result is invalid.
-   * Answers the new effective tenant, or undefined for an unknown tenant.
+   * The tenant's override with an operator's patch merged in, validated against
+   * its base tenant (a ConfigError naming the field when invalid); nothing changes
+   * yet. Undefined for an unknown tenant.
    */
-  patch(id: string, patch: TenantPatch): Tenant | undefined {
+  preparePatch(id: string, patch: TenantPatch): { override: TenantPatch; tenant: Tenant } | undefined {
     const base = this.#base.find((t) => t.id === id)
     if (base === undefined) return undefined
-    const merged = mergePatch(this.#overrides.get(id) ?? {}, patch) as TenantPatch
-    const effective = applyPatch(base, merged)
-    this.#overrides.set(id, merged)
-    this.#install(this.#base.map((t) => (t.id === id ? effective : this.#tenants.get(t.id) ?? t)))
-    return effective
+    const override = mergePatch(this.#overrides.get(id) ?? {}, patch) as TenantPatch
+    return { override, tenant: applyPatch(base, override) }
+  }
+
+  /** Puts a prepared override in force. */
+  commitPatch(id: string, prepared: { override: TenantPatch; tenant: Tenant }): void {
+    this.#overrides.set(id, prepared.override)
+    this.#install(this.#base.map((t) => (t.id === id ? prepared.tenant : this.#tenants.get(t.id) ?? t)))
   }
 
   /** Puts the overrides shared by another replica in force; ones that no longer fit their tenant are skipped. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -30,9 +30,13 @@ type Limiter = (req: FastifyRequest, options?: { increment: false }) => Promise<
   ttlInSeconds?: number
 }>
 
-/** Hashed so counters (and Redis keys) never hold a subject in clear. */
-function subjectHash(tenantId: string, subject: string): string {
-  return createHash('sha256').update(`${tenantId}\u0000${subject}`).digest('base64url').slice(0, 22)
+/**
+ * Keyed so counters (and Redis keys) never hold a subject in clear, nor a
+ * hash that a guessable subject (an e-mail) could be matched against.
+ */
+function subjectHasher(secret: string): (tenantId: string, subject: string) => string {
+  const key = createHmac('sha256', 'tiktools-broker rate-limit keys v1').update(secret).digest()
+  return (tenantId, subject) => createHmac('sha256', key).update(`${tenantId}\u0000${subject}`).digest('base64url').slice(0, 22)
 }
 
 export interface LimitsOptions {
@@ -48,6 +52,7 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
     ...(options.store !== undefined && { store: options.store as never }),
   })
   const key = (req: FastifyRequest) => req.limitKey as NonNullable<FastifyRequest['limitKey']>
+  const subjectHash = subjectHasher(app.broker.config.upstream.apiKey)
   const create = (app as unknown as { createRateLimit(o: object): Limiter }).createRateLimit
   const perSubject = create({
     timeWindow: 60_000,

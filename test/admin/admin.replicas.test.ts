@@ -1,0 +1,41 @@
+import t from 'tap'
+import { startSimulator } from '../../src/simulator/index.js'
+import { acme, API_KEY, configFor } from '../helpers/broker.js'
+import { redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
+import { startReplica } from '../state/replicas.js'
+
+const ADMIN = 'admin-token-for-tests-0123456789'
+
+t.test('a PATCH on one replica is applied by the others through Redis within 5 s', async (t) => {
+  const { prefix } = await redisForTest(t)
+  const sim = await startSimulator({ apiKeys: [API_KEY] })
+  t.teardown(() => sim.close())
+  const config = configFor(sim.url, [acme()], { redisUrl: TEST_REDIS_URL, adminToken: ADMIN })
+  const a = await startReplica(t, config, { keyPrefix: prefix })
+  const b = await startReplica(t, config, { keyPrefix: prefix })
+  t.equal((await b.token('u1')).headers['ratelimit-limit'], '60')
+
+  const patch = await a.app.inject({
+    method: 'PATCH',
+    url: '/admin/tenants/acme',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    payload: JSON.stringify({ limits: { perSubjectPerMinute: 7 }, token: { expireAfter: { max: 300 } } }),
+  })
+  t.equal(patch.statusCode, 200)
+  const started = Date.now()
+  let seen = ''
+  while (Date.now() - started < 5000) {
+    const view = await b.app.inject({ url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}` } })
+    seen = String(view.json().limits.perSubjectPerMinute)
+    if (seen === '7') break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  t.equal(seen, '7', `replica b applied the patch after ${Date.now() - started} ms`)
+  const res = await b.token('u2', { allowed_creators: ['a1'], expire_after: 3600 })
+  t.equal(res.headers['ratelimit-limit'], '7', 'the new limit is in force on the other replica')
+  t.equal(res.body.data.expire_after, 300, 'and the new lifetime')
+
+  const c = await startReplica(t, config, { keyPrefix: prefix })
+  const late = await c.app.inject({ url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}` } })
+  t.equal(late.json().limits.perSubjectPerMinute, 7, 'a replica started later adopts it before serving')
+})
