@@ -9,13 +9,14 @@ declare module 'fastify' {
 }
 
 /**
- * One log line per request, written when the answer is sent: method, path
- * (never the query), status, time, and for token requests the tenant,
+ * One log line per request, written when the answer is sent: method, route
+ * (never the query or a path parameter), status, time, and for token requests the tenant,
  * outcome, cache result and upstream latency. Probes log at debug.
  */
 async function requestLog(app: FastifyInstance): Promise<void> {
   app.addHook('onResponse', async (request, reply) => {
-    const path = request.url.split('?')[0] as string
+    // The route pattern where there is one: a path parameter (an admin purge's subject) stays out of the log.
+    const path = request.routeOptions.url ?? (request.url.split('?')[0] as string)
     const quiet = path === '/healthz' || path === '/readyz' || path === '/metrics'
     const line = {
       method: request.method,

@@ -70,7 +70,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
       ...(served.upstreamMs !== undefined && { upstreamMs: Math.round(served.upstreamMs) }),
     }
     request.outcome = 'ok'
-    reply.headers(quota.headers())
+    reply.headers(served.source === 'mint' ? quota.headers() : await quota.headersForHit())
     return {
       status_code: 0,
       data: {

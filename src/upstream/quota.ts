@@ -13,6 +13,7 @@ export class UpstreamQuota {
   readonly #counters: Counters
   readonly #now: () => number
   #local: QuotaState | undefined
+  #refreshedAt = 0
 
   constructor(counters: Counters, now: () => number = Date.now) {
     this.#counters = counters
@@ -32,9 +33,23 @@ export class UpstreamQuota {
 
   /** Re-reads the shared state (another replica may have seen it spent). */
   async refresh(): Promise<QuotaState | undefined> {
+    this.#refreshedAt = this.#now()
     const shared = await this.#counters.readQuota()
     if (shared !== undefined) this.#local = shared
     return this.#local
+  }
+
+  /**
+   * `X-RateLimit-*` for an answer served from cache: the last observation, read
+   * from the shared state at most once a second (other replicas mint too).
+   * Only a replica that has seen nothing yet waits for that read.
+   */
+  async headersForHit(): Promise<Record<string, number>> {
+    if (this.#now() - this.#refreshedAt >= 1000) {
+      const read = this.refresh().catch(() => this.#local)
+      if (this.#local === undefined) await read
+    }
+    return this.headers()
   }
 
   /** Throws UPSTREAM_RATE_LIMITED when the quota is known to be spent. */
