@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     throw err
   }
   const logger = createLogger(config.logLevel)
+  for (const warning of config.warnings ?? []) logger.warn(warning)
   const state = await createState(config, logger)
   const app = await buildApp(config, {
     logger,

@@ -91,13 +91,21 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
       '/admin/tenants/:id/subjects/:subject/tokens',
       async (request, reply) => {
         const tenant = tenantOr404(request.params.id)
-        await store.purgeSubject(tenant.id, request.params.subject)
-        audit.adminChange('tokens.purge', tenant.id, { subjects: 1 })
+        const purged = await store.purgeSubject(tenant.id, request.params.subject)
+        if (purged === 0) throw new BrokerError('NOT_FOUND', 'No cached tokens for that subject.')
+        audit.adminChange('tokens.purge', tenant.id, { tokens: purged })
         return reply.code(204).send()
       },
     )
 
     scoped.post('/admin/reload', async () => ({ status: 'reloaded', tenants: await reloadTenants(app, opts.env) }))
+
+    // Any other /admin/ path: the token is checked first (401), then it is a 404.
+    const unknown = async (request: FastifyRequest) => {
+      throw new BrokerError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`)
+    }
+    scoped.all('/admin', unknown)
+    scoped.all('/admin/*', unknown)
   })
 }
 

@@ -31,9 +31,11 @@ export class MemoryTokenStore implements TokenStore {
     if (ttlMs > 0) this.#lru.set(keyString(key), value, { ttl: ttlMs })
   }
 
-  async purgeSubject(tenantId: string, subject: string): Promise<void> {
+  async purgeSubject(tenantId: string, subject: string): Promise<number> {
     const prefix = `${tenantId}${SEP}${subject}${SEP}`
-    for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix)) this.#lru.delete(k)
+    let purged = 0
+    for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix) && this.#lru.delete(k)) purged += 1
+    return purged
   }
 
   async acquireMintLock(): Promise<MintLock | null> {

@@ -26,9 +26,10 @@ return 1`
 
 const PURGE = `
 local members = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #members do redis.call('DEL', members[i]) end
+local purged = 0
+for i = 1, #members do purged = purged + redis.call('DEL', members[i]) end
 redis.call('DEL', KEYS[1])
-return #members`
+return purged`
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -122,8 +123,8 @@ export class RedisTokenStore implements TokenStore {
     else await this.#setIndexed([names.token, names.index], [sealed, ttl])
   }
 
-  async purgeSubject(tenantId: string, subject: string): Promise<void> {
-    await this.#purge([`${this.#subjectSlot(tenantId, subject)}:idx`], [])
+  async purgeSubject(tenantId: string, subject: string): Promise<number> {
+    return this.#purge([`${this.#subjectSlot(tenantId, subject)}:idx`], [])
   }
 
   async acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {

@@ -29,8 +29,8 @@ export interface TokenStore {
   get(key: TokenKey): Promise<CachedToken | undefined>
   /** Stores a token for `ttlMs`; it is gone afterwards. */
   set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void>
-  /** Forgets every token cached for one subject of a tenant. */
-  purgeSubject(tenantId: string, subject: string): Promise<void>
+  /** Forgets every token cached for one subject of a tenant; answers how many there were. */
+  purgeSubject(tenantId: string, subject: string): Promise<number>
   /** Takes the mint lock for a key, or null when another holder has it. */
   acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null>
   /** Waits until the lock holder stores the token (or gives up); undefined when none came. */

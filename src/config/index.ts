@@ -17,6 +17,8 @@ export interface Config {
   cacheEncryptionKey: string | undefined
   adminToken: string | undefined
   logLevel: Env['LOG_LEVEL']
+  /** Things that start but are probably a mistake; the server logs them at start. */
+  warnings?: string[]
   /** Audit lines carry subjects HMAC-hashed (default) or in clear. */
   auditSubjects?: Env['AUDIT_SUBJECTS']
 }
@@ -28,16 +30,11 @@ export function defaultTenantFromEnv(env: Env): Tenant {
   if (keySources.length > 1) {
     throw new ConfigError(['AUTH_JWT_SECRET: set only one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY and AUTH_JWKS_URL'])
   }
-  if (keySources.length === 0 && env.BROKER_API_KEYS.length === 0) {
-    throw new ConfigError([
-      'AUTH_JWT_SECRET: set one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY, AUTH_JWKS_URL or BROKER_API_KEYS (or TENANTS_FILE)',
-    ])
-  }
   const input: TenantInput = {
     auth: {
       ...(keySources.length === 1 && {
         jwt: {
-          [key]: keySources[0],
+          [key]: key === 'publicKey' ? (keySources[0] as string).replace(/\\n/g, '\n') : keySources[0],
           ...(env.AUTH_ISSUER !== undefined && { issuer: env.AUTH_ISSUER }),
           ...(env.AUTH_AUDIENCE !== undefined && { audience: env.AUTH_AUDIENCE }),
           ...(env.AUTH_SUBJECT_CLAIM !== undefined && { subjectClaim: env.AUTH_SUBJECT_CLAIM }),
@@ -76,6 +73,24 @@ function envName(line: string): string {
   return line
 }
 
+function warningsFor(env: Env, tenants: readonly Tenant[]): string[] {
+  const warnings: string[] = []
+  for (const t of tenants) {
+    if (t.auth.jwt === undefined && t.auth.apiKeys.length === 0) {
+      warnings.push(
+        `tenant ${t.id} has no way to authenticate callers (set AUTH_JWT_SECRET, AUTH_PUBLIC_KEY, AUTH_JWKS_URL or BROKER_API_KEYS): every POST /v1/token is a 401`,
+      )
+    }
+    if (t.auth.jwt?.secret !== undefined && Buffer.byteLength(t.auth.jwt.secret) < 32) {
+      warnings.push(`tenant ${t.id}: the HMAC secret for user JWTs is shorter than 32 bytes; use a longer random one`)
+    }
+  }
+  if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN.length < 16) {
+    warnings.push('ADMIN_TOKEN is shorter than 16 characters; use a long random one')
+  }
+  return warnings
+}
+
 /** Loads the whole configuration from an environment; throws {@link ConfigError} naming the field. */
 export async function loadConfig(rawEnv: NodeJS.ProcessEnv): Promise<Config> {
   const env = parseEnv(rawEnv)
@@ -91,5 +106,6 @@ export async function loadConfig(rawEnv: NodeJS.ProcessEnv): Promise<Config> {
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL,
     auditSubjects: env.AUDIT_SUBJECTS,
+    warnings: warningsFor(env, tenants),
   }
 }

@@ -9,7 +9,19 @@ export const ASYMMETRIC_ALGORITHMS = [
 ] as const
 const ALGORITHMS = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS] as const
 
-const positiveInt = z.number().int().positive()
+/**
+ * A `${VAR}` always arrives as a string: numbers and booleans in the file
+ * accept their plain text form too (`perSubjectPerMinute: ${LIMIT}`).
+ */
+const fromText = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v
+    if (/^\s*-?\d+\s*$/.test(v)) return Number(v)
+    if (v === 'true' || v === 'false') return v === 'true'
+    return v
+  }, schema)
+
+const positiveInt = fromText(z.number().int().positive())
 const creatorName = z.string().transform(normaliseCreator).pipe(
   z.string().regex(CREATOR_PATTERN, 'expected a TikTok username (a-z, 0-9, . and _, 2 to 24 characters)'),
 )
@@ -17,7 +29,7 @@ const creatorName = z.string().transform(normaliseCreator).pipe(
 /** A `{default, max}` pair where a missing default follows the max down. */
 function range(defaults: { default: number; max: number }, min: number) {
   return z
-    .strictObject({ default: z.number().int().min(min).optional(), max: z.number().int().min(min).optional() })
+    .strictObject({ default: fromText(z.number().int().min(min)).optional(), max: fromText(z.number().int().min(min)).optional() })
     .prefault({})
     .transform((r) => {
       const max = r.max ?? defaults.max
@@ -36,7 +48,7 @@ const jwtAuth = z
     algorithms: z.array(z.enum(ALGORITHMS)).min(1).optional(),
     subjectClaim: z.string().min(1).default('sub'),
     creatorsClaim: z.string().min(1).optional(),
-    clockToleranceSeconds: z.number().int().min(0).max(300).default(5),
+    clockToleranceSeconds: fromText(z.number().int().min(0).max(300)).default(5),
   })
   .superRefine((jwt, ctx) => {
     const sources = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((s) => s !== undefined)
@@ -90,24 +102,20 @@ export const maxWebsocketsSchema = range({ default: 1, max: 1 }, 1)
 
 /** One tenant as the tenants file describes it; every section but `auth` has defaults. */
 export const tenantSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  auth: z
-    .strictObject({ jwt: jwtAuth.optional(), apiKeys: z.array(apiKeyHash).default([]) })
-    .refine((a) => a.jwt !== undefined || a.apiKeys.length > 0, {
-      message: 'a tenant needs auth.jwt or at least one auth.apiKeys entry',
-    }),
+  enabled: fromText(z.boolean()).default(true),
+  auth: z.strictObject({ jwt: jwtAuth.optional(), apiKeys: z.array(apiKeyHash).default([]) }),
   cors: z.strictObject({ origins: z.array(origin).default([]) }).prefault({}),
   creators: z
     .strictObject({
       allowed: z.union([z.literal('*'), z.array(creatorName).max(10_000)]).default([]),
-      allowUnrestricted: z.boolean().default(false),
+      allowUnrestricted: fromText(z.boolean()).default(false),
     })
     .prefault({}),
   token: z
     .strictObject({
       expireAfter: expireAfterSchema,
       maxWebsockets: maxWebsocketsSchema,
-      minRemaining: z.number().int().min(0).default(60),
+      minRemaining: fromText(z.number().int().min(0)).default(60),
       share: z.enum(['subject', 'grant']).default('subject'),
     })
     .prefault({}),
@@ -116,8 +124,14 @@ export const tenantSchema = z.strictObject({
 
 export const tenantIdSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a tenant id of a-z, 0-9, _ and -')
 
+/** A tenant in the file must say how callers authenticate; one without a way in is a mistake there. */
+const fileTenantSchema = tenantSchema.refine((t) => t.auth.jwt !== undefined || t.auth.apiKeys.length > 0, {
+  message: 'a tenant needs auth.jwt or at least one auth.apiKeys entry',
+  path: ['auth'],
+})
+
 export const tenantsFileSchema = z.strictObject({
-  tenants: z.record(tenantIdSchema, tenantSchema).refine((t) => Object.keys(t).length > 0, 'at least one tenant is required'),
+  tenants: z.record(tenantIdSchema, fileTenantSchema).refine((t) => Object.keys(t).length > 0, 'at least one tenant is required'),
 })
 
 export type TenantInput = z.input<typeof tenantSchema>

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Credential } from '../auth/authenticator.js'
+import { unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
 import { grantFor, subjectOf } from '../policy/grant.js'
@@ -38,7 +38,7 @@ async function identify(request: FastifyRequest, reply: FastifyReply): Promise<v
   const { tenants } = request.server.broker
   const credential = await tenants.authenticator.authenticate(request.headers.authorization)
   const tenant = tenants.get(credential.tenantId)
-  if (tenant === undefined) throw new BrokerError('UNAUTHENTICATED', 'A valid credential is required.')
+  if (tenant === undefined) throw unauthenticated(true)
   request.tokenLog = { tenant: tenant.id }
   if (!tenant.enabled) throw new BrokerError('TENANT_DISABLED', `Tenant ${tenant.id} is disabled.`)
   const origin = request.headers.origin

@@ -33,18 +33,17 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   /** Purges both stores. Without Redis the shared tokens cannot be purged: a 503, never a silent success. */
-  async purgeSubject(tenantId: string, subject: string): Promise<void> {
-    await this.#local.purgeSubject(tenantId, subject)
-    const purged = await withFallback(
+  async purgeSubject(tenantId: string, subject: string): Promise<number> {
+    const local = await this.#local.purgeSubject(tenantId, subject)
+    const shared = await withFallback<number | undefined>(
       this.#health,
-      () => this.#shared.purgeSubject(tenantId, subject).then(() => true),
-      async () => false,
+      () => this.#shared.purgeSubject(tenantId, subject),
+      async () => undefined,
     )
-    if (!purged) {
-      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The shared token cache (Redis) is unavailable; the purge did not reach it. Retry.', {
-        headers: { 'retry-after': 5 },
-      })
-    }
+    if (shared !== undefined) return local + shared
+    throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The shared token cache (Redis) is unavailable; the purge did not reach it. Retry.', {
+      headers: { 'retry-after': 5 },
+    })
   }
 
   acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {

@@ -31,6 +31,11 @@ t.test('admin calls without the right token are 401', async (t) => {
   const wrong = await b.app.inject({ url: '/admin/tenants', headers: { authorization: `Bearer ${ADMIN}x` } })
   t.equal(wrong.statusCode, 401)
   t.match(wrong.headers['www-authenticate'], /invalid_token/)
+  const unknown = await b.app.inject({ method: 'POST', url: '/admin/nope' })
+  t.equal(unknown.statusCode, 401, 'an unknown /admin/ path asks for the token first')
+  const known = await b.app.inject({ method: 'POST', url: '/admin/nope', headers: { authorization: `Bearer ${ADMIN}` } })
+  t.equal(known.statusCode, 404)
+  t.equal(known.json().code, 'NOT_FOUND')
   const userToken = await b.app.inject({ url: '/admin/tenants', headers: { authorization: `Bearer ${await userJwt('u1')}` } })
   t.equal(userToken.statusCode, 401, 'a user JWT is no admin token')
 })
@@ -128,7 +133,10 @@ t.test('DELETE purges one subject’s cached tokens; the next request mints anew
   t.equal(again.body.data.cached, false)
   t.not(again.body.data.token, first.body.data.token)
   t.equal((await b.token(u2, { allowed_creators: ['a1'] })).body.data.token, other.body.data.token, 'other subjects keep theirs')
-  t.equal((await admin(b, 'DELETE', '/admin/tenants/nope/subjects/u1/tokens')).statusCode, 404)
+  t.equal((await admin(b, 'DELETE', '/admin/tenants/nope/subjects/u1/tokens')).statusCode, 404, 'unknown tenant')
+  const unknown = await admin(b, 'DELETE', '/admin/tenants/acme/subjects/nobody/tokens')
+  t.equal(unknown.statusCode, 404, 'unknown subject (nothing cached)')
+  t.equal(unknown.json().code, 'NOT_FOUND')
 })
 
 t.test('POST /admin/reload without a tenants file is a 400 naming TENANTS_FILE', async (t) => {

@@ -65,6 +65,16 @@ t.test('${VAR} is replaced from the environment; an unset one is an error naming
   t.same(issues('tenants:\n  a:\n    auth: {jwt: {secret: "${X}: {evil: 1}"}}\n', { X: 'v' }).length, 0, 'values cannot inject YAML')
 })
 
+t.test('${VAR} works for numbers and booleans and inside flow maps', async (t) => {
+  const text = 'tenants:\n  acme:\n    enabled: ${ON}\n    auth: { jwt: { secret: ${S} } }\n    limits: { perSubjectPerMinute: ${N} }\n    creators: { allowed: [${C}] }\n'
+  const [acme] = parseTenantsText(text, { ON: 'false', S: '12345', N: '30', C: 'streamer1' })
+  t.equal(acme?.enabled, false)
+  t.equal(acme?.auth.jwt?.secret, '12345', 'a secret of digits stays a string')
+  t.equal(acme?.limits.perSubjectPerMinute, 30)
+  t.same(acme?.creators.allowed, ['streamer1'])
+  t.match(issues(text, { ON: 'maybe', S: 's', N: '30', C: 'x1' }), [/tenants\.acme\.enabled: expected boolean/])
+})
+
 t.test('a bad file names the field', async (t) => {
   t.same(issues('tenants:\n  acme:\n    auth: {jwt: {secret: s}}\n    token: {expireAfter: {max: "a"}}\n'), [
     'tenants.acme.token.expireAfter.max: expected number',

@@ -26,7 +26,7 @@ async function appRoutes(adminToken?: string): Promise<Set<string>> {
     stack.length = depth
     stack.push(m[1] as string)
     const path = stack.join('')
-    if (m[2] === undefined || path === '*') continue
+    if (m[2] === undefined || path.includes('*') || path === '/admin') continue
     for (const method of m[2].split(', ')) if (method !== 'HEAD') routes.add(`${method} ${path}`)
   }
   return routes

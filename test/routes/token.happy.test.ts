@@ -45,6 +45,10 @@ t.test('the broker sends all three upstream fields explicitly, clamped to the te
   const claims = decodeJwt(res.body.data.token)
   t.equal(claims.max_websockets, 3)
 
+  const huge = await b.token(jwt, { allowed_creators: ['a1'], expire_after: 10 ** 12, max_websockets: 10 ** 9 })
+  t.equal(huge.status, 200, 'any large value is clamped, not refused')
+  t.equal(huge.body.data.expire_after, 900)
+
   const defaults = await b.token(jwt, { allowed_creators: ['a3'] })
   t.same(b.sim.lastBodies.at(-1), { expire_after: 300, max_websockets: 1, allowed_creators: ['a3'] })
   t.equal(defaults.body.data.expire_after, 300)
