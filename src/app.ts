@@ -11,6 +11,7 @@ import { MemoryCounters } from './counters/memory-counters.js'
 import { createLogger } from './logger.js'
 import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
+import gracefulClose from './plugins/graceful-close.js'
 import limits from './plugins/limits.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
@@ -76,6 +77,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
 
   await app.register(errorHandler)
+  await app.register(gracefulClose)
   await app.register(requestLog)
   await app.register(services, {
     config,

@@ -117,3 +117,21 @@ t.test('a bad configuration stops start-up with one message naming the field, ex
   )
   await t.rejects(startBrokerProcess(t, { AUTH_JWT_SECRET: 's' }), /exited early \(1\)[\s\S]*TIKTOOLS_API_KEY: required/)
 })
+
+t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
+  const sim = await startSimulator({ apiKeys: [API_KEY] })
+  t.teardown(() => sim.close())
+  const path = await tempFile(t, file('a1'))
+  const broker = await startBrokerProcess(t, { TIKTOOLS_API_KEY: API_KEY, UPSTREAM_URL: sim.url, TENANTS_FILE: path, ACME_SECRET: USER_SECRET })
+  sim.setFaults({ latencyMs: 600 })
+  const inFlight = fetch(`${broker.url}/v1/token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await userJwt('u1')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ allowed_creators: ['a1'] }),
+  })
+  while (sim.stats.requests === 0) await new Promise((r) => setTimeout(r, 10))
+  broker.child.kill('SIGTERM')
+  const res = await inFlight
+  t.equal(res.status, 200, 'the request that was running when SIGTERM came is answered')
+  t.equal(await broker.exited, 0)
+})

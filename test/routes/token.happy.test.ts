@@ -196,4 +196,19 @@ t.test('one log line per token request with tenant, outcome, cache and upstream 
   t.equal(lines.length, 2)
   t.match(lines[0], { tenant: 'acme', outcome: 'ok', cache: 'mint', status: 200, upstreamMs: Number })
   t.match(lines[1], { tenant: 'acme', outcome: 'ok', cache: 'hit', status: 200 })
+  const audit = b.logs.map((l) => JSON.parse(l)).filter((l) => l.channel === 'audit')
+  t.equal(audit.length, 1, 'one audit line per upstream mint, none for a hit')
+  t.match(audit[0], {
+    event: 'token.mint',
+    tenant: 'acme',
+    subject: /^hmac:[\w-]{22}$/,
+    grant: { creators: ['a1'], expireAfter: 600, maxWebsockets: 1 },
+  })
+  t.notMatch(JSON.stringify(audit[0]), /user-1/, 'the subject is hashed')
+})
+
+t.test('AUDIT_SUBJECTS=plain puts subjects in clear in the audit line', async (t) => {
+  const b = await buildBroker(t, { config: { auditSubjects: 'plain' } })
+  await b.token(await userJwt('user-7'), { allowed_creators: ['a1'] })
+  t.ok(b.logs.some((l) => l.includes('"channel":"audit"') && l.includes('"subject":"user-7"')))
 })

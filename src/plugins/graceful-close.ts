@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+/**
+ * Lets in-flight requests finish on shutdown without keep-alive connections
+ * holding the process open: once closing starts, idle connections are closed
+ * and every answer still being sent says `Connection: close`.
+ */
+async function gracefulClose(app: FastifyInstance): Promise<void> {
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+    app.server.closeIdleConnections()
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+}
+
+export default fp(gracefulClose, { name: 'graceful-close', fastify: '5.x' })
