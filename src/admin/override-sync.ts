@@ -1,17 +1,23 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { TenantRegistry } from '../config/registry.js'
+import type { TenantPatch } from '../config/tenant-patch.js'
+import { BrokerError } from '../errors.js'
 import type { OverrideStore } from './overrides.js'
 
 /**
  * Keeps this replica's tenants in step with the operators' patches in the
  * shared store: one small `version` read a tick, a full load only on change.
+ * Ticks and this replica's own patches run one at a time, so a tick can
+ * never put back what a patch just changed.
  */
 export class OverrideSync {
   readonly #registry: TenantRegistry
   readonly #store: OverrideStore
   readonly #log: FastifyBaseLogger
   #seen: string | undefined
+  #queue: Promise<unknown> = Promise.resolve()
   #timer: NodeJS.Timeout | undefined
+  #stopped = false
 
   constructor(registry: TenantRegistry, store: OverrideStore, log: FastifyBaseLogger) {
     this.#registry = registry
@@ -19,13 +25,23 @@ export class OverrideSync {
     this.#log = log
   }
 
+  /** Runs `work` alone: no tick or other patch in between. */
+  #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work, work)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
   /** Applies the store's patches if they changed since the last look; never throws. */
-  async tick(): Promise<void> {
+  tick(): Promise<void> {
+    return this.#exclusive(() => this.#pull())
+  }
+
+  async #pull(): Promise<void> {
     try {
       const version = await this.#store.version()
       if (version === this.#seen) return
-      const overrides = await this.#store.load()
-      const skipped = this.#registry.adoptOverrides(overrides)
+      const skipped = this.#registry.adoptOverrides(await this.#store.load())
       if (skipped.length > 0) this.#log.warn({ tenants: skipped }, 'shared tenant overrides no longer fit; kept the previous ones')
       this.#seen = version
     } catch (err) {
@@ -33,18 +49,41 @@ export class OverrideSync {
     }
   }
 
-  /** Marks a version as already applied here (after this replica's own PATCH). */
-  async markCurrent(): Promise<void> {
-    this.#seen = await this.#store.version().catch(() => this.#seen)
+  /**
+   * Merges an operator's patch on top of the latest shared overrides, shares
+   * it (compare-and-set, retried on a concurrent save), then puts it in force
+   * here. Throws a ConfigError naming the field, or a 503 when it cannot be shared.
+   */
+  patch(tenantId: string, patch: TenantPatch) {
+    return this.#exclusive(async () => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await this.#pull()
+        const prepared = this.#registry.preparePatch(tenantId, patch)
+        if (prepared === undefined) throw new BrokerError('NOT_FOUND', `No tenant ${tenantId}.`)
+        const version = await this.#store.save(tenantId, prepared.override, this.#seen ?? '0')
+        if (version === null) continue
+        this.#registry.commitPatch(tenantId, prepared)
+        this.#seen = version
+        return prepared.tenant
+      }
+      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'Tenant overrides keep changing under this request; retry.', {
+        headers: { 'retry-after': 1 },
+      })
+    })
   }
 
-  /** Polls every `intervalMs` (well inside the contract's 5 s). */
+  /** Polls every `intervalMs` (well inside the contract's 5 s), each tick after the last one ended. */
   start(intervalMs = 1000): void {
-    this.#timer = setInterval(() => void this.tick(), intervalMs)
-    this.#timer.unref()
+    const next = (): void => {
+      if (this.#stopped) return
+      this.#timer = setTimeout(() => void this.tick().finally(next), intervalMs)
+      this.#timer.unref()
+    }
+    next()
   }
 
   stop(): void {
-    clearInterval(this.#timer)
+    this.#stopped = true
+    clearTimeout(this.#timer)
   }
 }

@@ -6,8 +6,15 @@ import type { TenantPatch } from '../config/tenant-patch.js'
  * so replicas poll one small value.
  */
 export interface OverrideStore {
+  /** Every tenant's patch. */
   load(): Promise<Map<string, TenantPatch>>
-  save(tenantId: string, patch: TenantPatch): Promise<void>
+  /**
+   * Saves a tenant's patch if the store is still at `expectedVersion`
+   * (compare-and-set, so two operators never silently undo each other);
+   * answers the new version, or null when someone saved first.
+   */
+  save(tenantId: string, patch: TenantPatch, expectedVersion: string): Promise<string | null>
+  /** The current version; '0' before any save. */
   version(): Promise<string>
   close(): Promise<void>
 }
@@ -21,9 +28,11 @@ export class MemoryOverrideStore implements OverrideStore {
     return new Map(this.#patches)
   }
 
-  async save(tenantId: string, patch: TenantPatch): Promise<void> {
+  async save(tenantId: string, patch: TenantPatch, expectedVersion: string): Promise<string | null> {
+    if (expectedVersion !== String(this.#version)) return null
     this.#patches.set(tenantId, patch)
     this.#version += 1
+    return String(this.#version)
   }
 
   async version(): Promise<string> {

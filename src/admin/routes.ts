@@ -46,23 +46,15 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
 
     scoped.patch<Id>('/admin/tenants/:id', async (request) => {
       const id = tenantOr404(request.params.id).id
-      let prepared: ReturnType<typeof tenants.preparePatch>
-      let patch: ReturnType<typeof parseTenantPatch>
       try {
-        patch = parseTenantPatch(request.body ?? {})
-        prepared = tenants.preparePatch(id, patch)
+        const patch = parseTenantPatch(request.body ?? {})
+        const updated = await app.broker.overrideSync.patch(id, patch)
+        audit.adminChange('tenant.patch', id, { patch })
+        return view(updated)
       } catch (err) {
         if (err instanceof ConfigError) throw new BrokerError('BAD_REQUEST', err.issues.join('; '))
         throw err
       }
-      if (prepared === undefined) throw new BrokerError('NOT_FOUND', `No tenant ${id}.`)
-      // Shared first: a change that cannot reach the other replicas is not applied here either.
-      await app.broker.overrides.save(id, prepared.override)
-      tenants.commitPatch(id, prepared)
-      await app.broker.overrideSync.markCurrent()
-      audit.adminChange('tenant.patch', id, { patch })
-      const updated = prepared.tenant
-      return view(updated as Tenant)
     })
 
     scoped.get<Id>('/admin/tenants/:id/usage', async (request) => {

@@ -4,6 +4,15 @@ import type { OverrideStore } from '../admin/overrides.js'
 import type { TenantPatch } from '../config/tenant-patch.js'
 import { BrokerError } from '../errors.js'
 import type { RedisHealth } from './health.js'
+import { defineScript, type RedisScript } from './redis-script.js'
+
+// Compare-and-set: the patch lands only if nobody saved since the caller looked.
+const SAVE = `
+local current = redis.call('GET', KEYS[1]) or '0'
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[4])
+return 1`
 
 const unavailable = () =>
   new BrokerError('UPSTREAM_UNAVAILABLE', 'Shared state (Redis) is unavailable; the change could not be shared with every replica. Retry.', {
@@ -23,10 +32,12 @@ export class RedisOverrideStore implements OverrideStore {
   readonly #patches: string
   readonly #version: string
   #lastVersion = '0'
+  readonly #save: RedisScript<number>
 
   constructor(redis: Redis, health: RedisHealth, prefix = 'tkb:') {
     this.#redis = redis
     this.#health = health
+    this.#save = defineScript(redis, 'tkbOverrideSave', 2, SAVE)
     this.#patches = `${prefix}{overrides}:patches`
     this.#version = `${prefix}{overrides}:version`
   }
@@ -45,11 +56,14 @@ export class RedisOverrideStore implements OverrideStore {
   }
 
   /** A change nobody else will see is refused (503), rather than applied on one replica only. */
-  async save(tenantId: string, patch: TenantPatch): Promise<void> {
+  async save(tenantId: string, patch: TenantPatch, expectedVersion: string): Promise<string | null> {
     if (!this.#health.available) throw unavailable()
+    const version = `${Date.now()}-${randomBytes(6).toString('hex')}`
     try {
-      const version = `${Date.now()}-${randomBytes(6).toString('hex')}`
-      await this.#redis.multi().hset(this.#patches, tenantId, JSON.stringify(patch)).set(this.#version, version).exec()
+      const saved = await this.#save([this.#version, this.#patches], [expectedVersion, tenantId, JSON.stringify(patch), version])
+      if (saved !== 1) return null
+      this.#lastVersion = version
+      return version
     } catch (err) {
       this.#health.noteFailure(err)
       throw unavailable()

@@ -39,3 +39,32 @@ t.test('a PATCH on one replica is applied by the others through Redis within 5 s
   const late = await c.app.inject({ url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}` } })
   t.equal(late.json().limits.perSubjectPerMinute, 7, 'a replica started later adopts it before serving')
 })
+
+t.test('two operators patching one tenant on two replicas at once never undo each other', async (t) => {
+  const { prefix } = await redisForTest(t)
+  const sim = await startSimulator({ apiKeys: [API_KEY] })
+  t.teardown(() => sim.close())
+  const config = configFor(sim.url, [acme()], { redisUrl: TEST_REDIS_URL, adminToken: ADMIN })
+  const a = await startReplica(t, config, { keyPrefix: prefix })
+  const b = await startReplica(t, config, { keyPrefix: prefix })
+  const patch = (r: typeof a, body: object) =>
+    r.app.inject({
+      method: 'PATCH',
+      url: '/admin/tenants/acme',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    })
+  const [one, two] = await Promise.all([patch(a, { limits: { perSubjectPerMinute: 7 } }), patch(b, { limits: { perTenantPerMinute: 700 } })])
+  t.equal(one.statusCode, 200)
+  t.equal(two.statusCode, 200)
+  for (const r of [a, b]) {
+    const deadline = Date.now() + 5000
+    let limits: Record<string, unknown> = {}
+    while (Date.now() < deadline) {
+      limits = (await r.app.inject({ url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}` } })).json().limits
+      if (limits.perSubjectPerMinute === 7 && limits.perTenantPerMinute === 700) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    t.match(limits, { perSubjectPerMinute: 7, perTenantPerMinute: 700 }, 'both changes are in force')
+  }
+})
