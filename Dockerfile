@@ -69,6 +69,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # Exec form: node is PID 1 and gets SIGTERM itself (no npm or shell in front);
-# the server drains with close-with-grace (at most 10 s: give `docker stop` -t 15).
+# the server drains with close-with-grace (at most 2 x UPSTREAM_TIMEOUT_MS + 7 s, 17 s by
+# default: give `docker stop` -t 20).
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/main.js"]

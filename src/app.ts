@@ -16,6 +16,7 @@ import limits from './plugins/limits.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
 import clientJs from './routes/client-js.js'
+import metricsRoute from './metrics/route.js'
 import docs from './routes/docs.js'
 import health, { type ReadinessCheck } from './routes/health.js'
 import tokenRoute from './routes/token.js'
@@ -98,6 +99,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(limits, { store: deps.rateLimitStore })
   await app.register(health, { checks: deps.readiness ?? [] })
   await app.register(docs)
+  await app.register(metricsRoute)
   await app.register(tokenRoute)
   await app.register(clientJs)
   // Without ADMIN_TOKEN no admin route exists: every /admin/ path is the plain 404.

@@ -9,7 +9,7 @@ import { buildApp } from './app.js'
 import { hashApiKey } from './auth/api-keys.js'
 import type { Config } from './config/index.js'
 import { tenantSchema, type Tenant } from './config/tenant-schema.js'
-import demo, { type DemoOptions } from './demo/index.js'
+import demo from './demo/index.js'
 import { createLogger } from './logger.js'
 import { startSimulator, type Simulator } from './simulator/index.js'
 
@@ -88,12 +88,17 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     adminToken: options.adminToken,
     logLevel: options.logLevel ?? 'info',
   }
-  const app = await buildApp(config, { logger: createLogger(config.logLevel) })
   const signUser = (sub: string): Promise<string> =>
     new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEMO_ISSUER).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(userSecret))
-  await registerDemo(app, { signUser, wsUrl: sim.wsUrl, creators: DEMO_CREATORS })
-
+  let app: FastifyInstance
   try {
+    app = await buildApp(config, { logger: createLogger(config.logLevel) })
+  } catch (err) {
+    await sim.close()
+    throw err
+  }
+  try {
+    await app.register(demo, { signUser, wsUrl: sim.wsUrl, creators: DEMO_CREATORS })
     await app.listen({ host, port })
   } catch (err) {
     await app.close()
@@ -153,11 +158,6 @@ Demo page: ${base}/demo   Metrics: ${base}/metrics   Spec: ${base}/openapi.yaml
 (Everything above is made up at start and only valid for this dev process.)
 
 `)
-}
-
-/** The `/demo` page: only `npm run dev` registers it, never the production server. */
-async function registerDemo(app: FastifyInstance, options: DemoOptions): Promise<void> {
-  await app.register(demo, options)
 }
 
 /** True when this file is the process's entry point (`node dist/dev.js`), not imported by a test. */

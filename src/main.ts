@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   app.addHook('onClose', async () => state.close())
 
   // SIGHUP is ours: it reloads the tenants file instead of shutting down.
-  closeWithGrace({ delay: 10_000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+  // Long enough for the longest request (app.ts requestTimeout) to finish before the process gives up.
+  closeWithGrace({ delay: config.upstream.timeoutMs * 2 + 7000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
     else logger.info({ signal }, 'shutting down')
     await app.close()

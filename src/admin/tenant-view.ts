@@ -1,4 +1,4 @@
-import type { Tenant } from '../config/tenant-schema.js'
+import { jwtKeySource, type Tenant } from '../config/tenant-schema.js'
 import type { TenantPatch } from '../config/tenant-patch.js'
 
 /** How a tenant's user JWTs are checked, without the key material. */
@@ -11,7 +11,7 @@ function authView(tenant: Tenant) {
         : {
             issuer: jwt.issuer ?? null,
             audience: jwt.audience ?? null,
-            key: jwt.secret !== undefined ? 'secret' : jwt.publicKey !== undefined ? 'publicKey' : 'jwksUrl',
+            key: jwtKeySource(jwt),
             jwksUrl: jwt.jwksUrl === undefined ? null : redactUrl(jwt.jwksUrl),
             algorithms: jwt.algorithms,
             subjectClaim: jwt.subjectClaim,

@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose'
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
@@ -27,6 +27,12 @@ interface JwtTenant {
 export function unauthenticated(presented: boolean, message = 'A valid credential is required.'): BrokerError {
   const challenge = presented ? 'Bearer realm="tiktools-broker", error="invalid_token"' : 'Bearer realm="tiktools-broker"'
   return new BrokerError('UNAUTHENTICATED', message, { headers: { 'www-authenticate': challenge } })
+}
+
+/** A JWKS that could not be fetched or read (network, timeout, non-200, not a key set), as opposed to a bad token. */
+function keySetUnavailable(err: unknown): boolean {
+  if (!(err instanceof errors.JOSEError)) return true
+  return err.code === 'ERR_JWKS_TIMEOUT' || err.code === 'ERR_JWKS_INVALID' || err.code === 'ERR_JOSE_GENERIC'
 }
 
 function audiences(aud: string | string[] | undefined): string[] {
@@ -94,7 +100,13 @@ export class Authenticator {
     let payload: JWTPayload
     try {
       payload = await tenant.verifier.verify(token)
-    } catch {
+    } catch (err) {
+      // The identity provider being down is not the user's fault: retry, don't sign out.
+      if (tenant.verifier.remote && keySetUnavailable(err)) {
+        throw new BrokerError('UPSTREAM_UNAVAILABLE', "The identity provider's key set (JWKS) is unavailable; retry shortly.", {
+          headers: { 'retry-after': 5 },
+        })
+      }
       throw unauthenticated(true)
     }
     const sub = payload[tenant.subjectClaim]

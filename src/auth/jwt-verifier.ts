@@ -7,6 +7,8 @@ type KeySource = Uint8Array | KeyObject | JWTVerifyGetKey
 /** Verifies one tenant's user JWTs: signature, algorithm allow-list, issuer, audience, time claims. */
 export interface JwtVerifier {
   verify(token: string): Promise<JWTPayload>
+  /** True when keys come from a JWKS URL, which can be unreachable. */
+  readonly remote: boolean
 }
 
 /** Remote key sets are kept per URL, so a reload that keeps the URL keeps jose's cache and cooldown. */
@@ -34,9 +36,9 @@ export function createJwtVerifier(jwt: JwtAuthSettings, jwks: JwksCache, timeout
     ...(jwt.audience !== undefined && { audience: jwt.audience }),
   }
   return {
+    remote: typeof key === 'function',
     async verify(token) {
-      const { payload } =
-        typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)
+      const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], options)
       return payload
     },
   }

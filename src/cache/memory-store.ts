@@ -1,12 +1,8 @@
 import { LRUCache } from 'lru-cache'
-import type { CachedToken, MintLock, TokenKey, TokenStore } from './token-store.js'
+import { tokenKeyId, type CachedToken, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
 
-const SEP = '\u0000'
 const ALWAYS: MintLock = { release: async () => {} }
 
-function keyString(key: TokenKey): string {
-  return `${key.tenantId}${SEP}${key.subject ?? ''}${SEP}${key.grant}`
-}
 
 /**
  * {@link TokenStore} for one process: a bounded LRU with per-entry TTL.
@@ -24,15 +20,15 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async get(key: TokenKey): Promise<CachedToken | undefined> {
-    return this.#lru.get(keyString(key))
+    return this.#lru.get(tokenKeyId(key))
   }
 
   async set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void> {
-    if (ttlMs > 0) this.#lru.set(keyString(key), value, { ttl: ttlMs })
+    if (ttlMs > 0) this.#lru.set(tokenKeyId(key), value, { ttl: ttlMs })
   }
 
   async purgeSubject(tenantId: string, subject: string): Promise<number> {
-    const prefix = `${tenantId}${SEP}${subject}${SEP}`
+    const prefix = tokenKeyId({ tenantId, subject, grant: '' })
     let purged = 0
     for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix) && this.#lru.delete(k)) purged += 1
     return purged

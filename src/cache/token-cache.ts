@@ -9,7 +9,7 @@ import type { Grant } from '../policy/grant.js'
 import type { CircuitBreaker } from '../upstream/circuit-breaker.js'
 import type { MintOutcome, MintRequest, UpstreamClient } from '../upstream/client.js'
 import type { UpstreamQuota } from '../upstream/quota.js'
-import { grantKey, type CachedToken, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
+import { grantKey, tokenKeyId, type CachedToken, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
 
 /** A token as served, and how: from cache, freshly minted, or shared from a concurrent mint. */
 export interface ServedToken {
@@ -62,12 +62,12 @@ const DEGRADED_LOCK: MintLock = { release: async () => {} }
  * many requests (and replicas) miss at the same time.
  */
 export class TokenCache {
-  readonly #d: TokenCacheDeps
+  readonly #deps: TokenCacheDeps
   readonly #now: () => number
   readonly #inflight = new Map<string, Promise<ServedToken>>()
 
   constructor(deps: TokenCacheDeps) {
-    this.#d = deps
+    this.#deps = deps
     this.#now = deps.now ?? Date.now
   }
 
@@ -85,7 +85,7 @@ export class TokenCache {
     const key = this.keyFor(tenant, grant)
     const hit = await this.#fresh(key, tenant)
     if (hit !== undefined) return { token: hit, source: 'hit' }
-    const id = `${key.tenantId}\u0000${key.subject ?? ''}\u0000${key.grant}`
+    const id = tokenKeyId(key)
     const flight = this.#inflight.get(id)
     if (flight !== undefined) {
       const shared = await flight
@@ -100,9 +100,9 @@ export class TokenCache {
   async #fresh(key: TokenKey, tenant: Tenant): Promise<CachedToken | undefined> {
     let cached: CachedToken | undefined
     try {
-      cached = await this.#d.store.get(key)
+      cached = await this.#deps.store.get(key)
     } catch (err) {
-      this.#d.log.warn({ err: { message: (err as Error).message } }, 'token store read failed; treating as a miss')
+      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'token store read failed; treating as a miss')
       return undefined
     }
     return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
@@ -113,11 +113,11 @@ export class TokenCache {
   }
 
   async #mintOnce(key: TokenKey, tenant: Tenant, grant: Grant): Promise<ServedToken> {
-    const lockMs = this.#d.upstreamTimeoutMs + 2000
+    const lockMs = this.#deps.upstreamTimeoutMs + 2000
     let lock = await this.#lock(key, lockMs)
     if (lock === null) {
       // Another replica is minting this key: take its token when it lands.
-      const theirs = await this.#d.store.waitForToken(key, lockMs).catch(() => undefined)
+      const theirs = await this.#deps.store.waitForToken(key, lockMs).catch(() => undefined)
       if (theirs !== undefined && this.#isFresh(theirs, tenant)) return { token: theirs, source: 'coalesced' }
       lock = await this.#lock(key, lockMs)
       if (lock === null) {
@@ -137,25 +137,25 @@ export class TokenCache {
 
   async #lock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
     try {
-      return await this.#d.store.acquireMintLock(key, ttlMs)
+      return await this.#deps.store.acquireMintLock(key, ttlMs)
     } catch (err) {
       // Without the shared lock a replica still coalesces its own requests.
-      this.#d.log.warn({ err: { message: (err as Error).message } }, 'mint lock unavailable; minting without it')
+      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'mint lock unavailable; minting without it')
       return DEGRADED_LOCK
     }
   }
 
   async #mint(key: TokenKey, tenant: Tenant, grant: Grant): Promise<ServedToken> {
-    const { quota, breaker, metrics } = this.#d
+    const { quota, breaker, metrics } = this.#deps
     try {
       await quota.assertAvailable()
     } catch (err) {
       metrics.rejection(tenant.id, 'upstream')
       throw err
     }
-    // The share is taken first: the breaker's half-open trial must not be claimed by a call that never happens.
+    // The share is taken first, so a trial the breaker grants is a call that happens.
     await this.#takeTenantShare(tenant)
-    const waitMs = breaker.blockedForMs()
+    const waitMs = breaker.tryAcquire()
     if (waitMs > 0) {
       throw new BrokerError('UPSTREAM_UNAVAILABLE', 'tik.tools is failing; the circuit is open. Retry later.', {
         headers: { 'retry-after': Math.ceil(waitMs / 1000) },
@@ -166,19 +166,19 @@ export class TokenCache {
       max_websockets: grant.maxWebsockets,
       ...(grant.creators !== null && { allowed_creators: grant.creators }),
     }
-    const outcome = await this.#d.upstream.mint(body)
+    const outcome = await this.#deps.upstream.mint(body)
     metrics.mint(tenant.id, outcome.status, outcome.latencyMs / 1000)
     if (!outcome.ok) throw await this.#failure(outcome, tenant)
     breaker.success()
-    this.#d.audit?.mint(grant)
+    this.#deps.audit?.mint(grant)
     await quota.observe(outcome.quota).catch(() => undefined)
     metrics.quota(quota.current)
     const token = describeToken(outcome.token, grant.expireAfter, this.#now())
     const ttlMs = (token.expiresAt - minRemainingFor(token, tenant.token.minRemaining)) * 1000 - this.#now()
     try {
-      await this.#d.store.set(key, token, Math.floor(ttlMs))
+      await this.#deps.store.set(key, token, Math.floor(ttlMs))
     } catch (err) {
-      this.#d.log.warn({ err: { message: (err as Error).message } }, 'token store write failed; token served uncached')
+      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'token store write failed; token served uncached')
     }
     return { token, source: 'mint', upstreamMs: outcome.latencyMs }
   }
@@ -187,21 +187,21 @@ export class TokenCache {
   async #takeTenantShare(tenant: Tenant): Promise<void> {
     const share = tenant.limits.upstreamMintsPerMinute
     if (share === undefined) return
-    const window = await this.#d.counters.increment(`mints:${tenant.id}`, 60_000)
+    const window = await this.#deps.counters.increment(`mints:${tenant.id}`, 60_000)
     if (window.count > share) {
-      this.#d.metrics.rejection(tenant.id, 'upstream_share')
-      throw this.#d.quota.exhausted(window.resetInMs, undefined, "This tenant's share of the tik.tools quota is spent; retry later.")
+      this.#deps.metrics.rejection(tenant.id, 'upstream_share')
+      throw this.#deps.quota.exhausted(window.resetInMs, undefined, "This tenant's share of the tik.tools quota is spent; retry later.")
     }
   }
 
   async #failure(outcome: Extract<MintOutcome, { ok: false }>, tenant: Tenant): Promise<BrokerError> {
-    const { quota, breaker, log } = this.#d
+    const { quota, breaker, log } = this.#deps
     log.warn({ upstreamStatus: outcome.status, reason: outcome.reason, latencyMs: Math.round(outcome.latencyMs) }, 'upstream mint failed')
     if (outcome.kind === 'rate_limited') {
       breaker.success()
       const waitMs = await quota.observeRejection(outcome.quota, outcome.retryAfterSeconds).catch(() => 60_000)
-      this.#d.metrics.quota(quota.current)
-      this.#d.metrics.rejection(tenant.id, 'upstream')
+      this.#deps.metrics.quota(quota.current)
+      this.#deps.metrics.rejection(tenant.id, 'upstream')
       return quota.exhausted(waitMs)
     }
     await quota.observe(outcome.quota).catch(() => undefined)

@@ -38,6 +38,11 @@ export interface TokenStore {
   close(): Promise<void>
 }
 
+/** One string for a key, for in-process maps (single-flight, the memory store). */
+export function tokenKeyId(key: TokenKey): string {
+  return `${key.tenantId}\u0000${key.subject ?? ''}\u0000${key.grant}`
+}
+
 /** The canonical grant part of a key. */
 export function grantKey(creators: readonly string[] | null, maxWebsockets: number, expireAfter: number): string {
   return `${creators === null ? '*' : creators.join(',')}|${maxWebsockets}|${expireAfter}`

@@ -1,4 +1,4 @@
-import type { Tenant } from '../config/tenant-schema.js'
+import { jwtKeySource, type Tenant } from '../config/tenant-schema.js'
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
@@ -8,7 +8,7 @@ function plural(n: number, word: string): string {
 function authCell(tenant: Tenant): string {
   const jwt = tenant.auth.jwt
   const kind =
-    jwt === undefined ? undefined : jwt.secret !== undefined ? 'secret' : jwt.publicKey !== undefined ? 'publicKey' : 'jwksUrl'
+    jwt === undefined ? undefined : jwtKeySource(jwt)
   const parts = [kind === undefined ? undefined : `jwt ${kind}`, plural(tenant.auth.apiKeys.length, 'API key')]
   return `auth: ${parts.filter((p) => p !== undefined).join(', ')}`
 }

@@ -29,7 +29,7 @@ export const envSchema = z.object({
   ALLOWED_CREATORS: optionalText,
   CORS_ORIGINS: list,
   BROKER_API_KEYS: list,
-  REDIS_URL: optionalText.pipe(z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL').optional()),
+  REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }).optional()),
   CACHE_ENCRYPTION_KEY: optionalText,
   ADMIN_TOKEN: optionalText,
   AUDIT_SUBJECTS: z.enum(['hashed', 'plain']).default('hashed'),

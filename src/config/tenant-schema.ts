@@ -138,6 +138,11 @@ export type TenantInput = z.input<typeof tenantSchema>
 export type TenantSettings = z.output<typeof tenantSchema>
 export type JwtAuthSettings = NonNullable<TenantSettings['auth']['jwt']>
 
+/** Which kind of key verifies a tenant's user JWTs (never the key itself). */
+export function jwtKeySource(jwt: JwtAuthSettings): 'secret' | 'publicKey' | 'jwksUrl' {
+  return jwt.secret !== undefined ? 'secret' : jwt.publicKey !== undefined ? 'publicKey' : 'jwksUrl'
+}
+
 /** A tenant's effective settings with its id. */
 export interface Tenant extends TenantSettings {
   readonly id: string

@@ -47,7 +47,6 @@ export interface LimitsOptions {
 async function limits(app: FastifyInstance, options: LimitsOptions): Promise<void> {
   await app.register(rateLimit, {
     global: false,
-    enableDraftSpec: true,
     cache: 100_000,
     ...(options.store !== undefined && { store: options.store as never }),
   })

@@ -24,9 +24,19 @@ export function subjectOf(credential: Credential, request: TokenRequest): string
   return request.subject
 }
 
+/** Each tenant's creator list as a set, built once per tenant object (a reload or patch makes a new one). */
+const creatorSets = new WeakMap<Tenant, Set<string>>()
+
+function tenantCreators(tenant: Tenant): Set<string> | null {
+  if (tenant.creators.allowed === '*') return null
+  let set = creatorSets.get(tenant)
+  if (set === undefined) creatorSets.set(tenant, (set = new Set(tenant.creators.allowed)))
+  return set
+}
+
 /** The creators this caller may have: the tenant's list ∩ the user's claim (fail closed); null means any. */
 function allowedCreators(tenant: Tenant, credential: Credential): Set<string> | null {
-  const tenantList = tenant.creators.allowed === '*' ? null : new Set(tenant.creators.allowed)
+  const tenantList = tenantCreators(tenant)
   const claimName = tenant.auth.jwt?.creatorsClaim
   if (credential.mode !== 'jwt' || claimName === undefined) return tenantList
   const claimed = creatorsFromClaim(credential.claims[claimName])

@@ -126,6 +126,7 @@ export class RedisConnection implements RedisHealth {
 
   #scheduleProbe(): void {
     clearTimeout(this.#probe)
+    if (this.#closing !== undefined) return
     this.#probe = setTimeout(() => {
       this.client.ping().then(
         () => this.#condition === 'slow' && this.#become('up'),

@@ -8,7 +8,8 @@ export class CircuitBreaker {
   readonly #now: () => number
   #failures = 0
   #openUntil = 0
-  #trialInFlight = false
+  /** When the half-open trial call started; 0 when none runs. A trial that never reports expires after openMs. */
+  #trialSince = 0
 
   constructor(options: { threshold?: number; openMs?: number; now?: () => number } = {}) {
     this.#threshold = options.threshold ?? 5
@@ -16,29 +17,36 @@ export class CircuitBreaker {
     this.#now = options.now ?? Date.now
   }
 
-  /** Milliseconds until a call may be tried; 0 when one may go now (and then it is counted as the trial). */
-  blockedForMs(): number {
+  /**
+   * Asks to make a call: 0 when it may go now (when half-open, it becomes the
+   * one trial call), else the milliseconds to wait.
+   */
+  tryAcquire(): number {
     if (this.#failures < this.#threshold) return 0
-    const left = this.#openUntil - this.#now()
+    const now = this.#now()
+    const left = this.#openUntil - now
     if (left > 0) return left
-    if (this.#trialInFlight) return 1000
-    this.#trialInFlight = true
+    if (this.#trialSince !== 0 && now - this.#trialSince < this.#openMs) return 1000
+    this.#trialSince = now
     return 0
   }
 
+  /** For metrics and logs. */
   get state(): 'closed' | 'open' | 'half-open' {
     if (this.#failures < this.#threshold) return 'closed'
     return this.#openUntil > this.#now() ? 'open' : 'half-open'
   }
 
+  /** The upstream answered (even with a 4xx or a 429): it is up. */
   success(): void {
     this.#failures = 0
-    this.#trialInFlight = false
+    this.#trialSince = 0
   }
 
+  /** The upstream failed (unreachable, timed out, 5xx). */
   failure(): void {
     this.#failures += 1
-    this.#trialInFlight = false
+    this.#trialSince = 0
     if (this.#failures >= this.#threshold) this.#openUntil = this.#now() + this.#openMs
   }
 }

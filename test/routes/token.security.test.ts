@@ -117,6 +117,23 @@ t.test('a tenant verifies with a JWKS URL', async (t) => {
   t.equal((await b.token(await sign('u3', 'unknown-kid'), {})).status, 401)
 })
 
+t.test('an unreachable JWKS is a 503 to retry, not a 401 that signs the user out', async (t) => {
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true })
+  const down = createServer((_req, res) => res.writeHead(500).end('down'))
+  await new Promise<void>((r) => down.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => down.close(() => r())))
+  const url = `http://127.0.0.1:${(down.address() as { port: number }).port}/jwks.json`
+  const b = await buildBroker(t, {
+    tenants: [tenant('jwks', { auth: { jwt: { issuer: 'https://idp/', jwksUrl: url } }, creators: { allowed: ['a1'] } })],
+  })
+  const jwt = await new SignJWT({ sub: 'u1' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://idp/').setExpirationTime('5m').sign(privateKey)
+  rememberSecret(jwt)
+  const res = await b.token(jwt, {})
+  t.equal(res.status, 503)
+  t.equal(res.body.code, 'UPSTREAM_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '5')
+})
+
 t.test('a broker API key is matched only by its exact value', async (t) => {
   const { hashApiKey } = await import('../../src/auth/api-keys.js')
   const key = 'tkb_exact_key_value_0123456789'
