@@ -79,7 +79,10 @@ function isPublicKey(pem: string): boolean {
   }
 }
 
-const apiKeyHash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits>')
+const apiKeyHash = z
+  .string()
+  .regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')
+  .transform((h) => h.toLowerCase())
 
 const origin = z.string().refine((o) => {
   try {

@@ -49,6 +49,8 @@ t.test('the single default tenant from AUTH_*, CORS_ORIGINS, ALLOWED_CREATORS, B
   t.same(d?.creators.allowed, ['streamer1', 'streamer2'])
   t.same(d?.cors.origins, ['https://app.example', 'http://localhost:3000'])
   t.same(d?.auth.apiKeys, [hash])
+  const upper = await loadConfig({ ...base, BROKER_API_KEYS: `sha256:${hash.slice(7).toUpperCase()}` })
+  t.same(upper.tenants[0]?.auth.apiKeys, [hash], 'upper-case hex is accepted and normalised')
   t.match(d?.auth.jwt, { issuer: 'https://idp/', audience: 'broker', creatorsClaim: 'creators', algorithms: ['HS256', 'HS384', 'HS512'] })
   t.equal(c.upstream.url, 'http://127.0.0.1:8090')
   t.equal(c.upstream.timeoutMs, 5000, 'an empty variable means unset')
