@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startSimulator } from '../../src/simulator/index.js'
 import { acme, API_KEY, configFor } from '../helpers/broker.js'
 import { redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
@@ -6,13 +6,18 @@ import { startReplica } from '../state/replicas.js'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
 
-t.test('a PATCH on one replica is applied by the others through Redis within 5 s', async (t) => {
+/** Two replicas with an admin token on one Redis namespace, and a way to start more. */
+async function replicas(t: Test) {
   const { prefix } = await redisForTest(t)
   const sim = await startSimulator({ apiKeys: [API_KEY] })
   t.teardown(() => sim.close())
   const config = configFor(sim.url, [acme()], { redisUrl: TEST_REDIS_URL, adminToken: ADMIN })
-  const a = await startReplica(t, config, { keyPrefix: prefix })
-  const b = await startReplica(t, config, { keyPrefix: prefix })
+  const replica = () => startReplica(t, config, { keyPrefix: prefix })
+  return { a: await replica(), b: await replica(), replica }
+}
+
+t.test('a PATCH on one replica is applied by the others through Redis within 5 s', async (t) => {
+  const { a, b, replica } = await replicas(t)
   t.equal((await b.token('u1')).headers['ratelimit-limit'], '60')
 
   const patch = await a.app.inject({
@@ -35,18 +40,13 @@ t.test('a PATCH on one replica is applied by the others through Redis within 5 s
   t.equal(res.headers['ratelimit-limit'], '7', 'the new limit is in force on the other replica')
   t.equal(res.body.data.expire_after, 300, 'and the new lifetime')
 
-  const c = await startReplica(t, config, { keyPrefix: prefix })
+  const c = await replica()
   const late = await c.app.inject({ url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}` } })
   t.equal(late.json().limits.perSubjectPerMinute, 7, 'a replica started later adopts it before serving')
 })
 
 t.test('two operators patching one tenant on two replicas at once never undo each other', async (t) => {
-  const { prefix } = await redisForTest(t)
-  const sim = await startSimulator({ apiKeys: [API_KEY] })
-  t.teardown(() => sim.close())
-  const config = configFor(sim.url, [acme()], { redisUrl: TEST_REDIS_URL, adminToken: ADMIN })
-  const a = await startReplica(t, config, { keyPrefix: prefix })
-  const b = await startReplica(t, config, { keyPrefix: prefix })
+  const { a, b, replica } = await replicas(t)
   const patch = (r: typeof a, body: object) =>
     r.app.inject({
       method: 'PATCH',
