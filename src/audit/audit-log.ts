@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import { derivePurposeKey, hashName } from '../cache/crypto.js'
 import type { Grant } from '../policy/grant.js'
 
 /**
@@ -23,9 +23,8 @@ export interface AuditOptions {
 /** Builds the audit log on a child of the app's logger. */
 export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): AuditLog {
   const audit = log.child({ channel: 'audit' })
-  const key = createHmac('sha256', 'tiktools-broker audit subjects v1').update(options.hashKey).digest()
-  const subject = (s: string): string =>
-    options.subjects === 'plain' ? s : `hmac:${createHmac('sha256', key).update(s).digest('base64url').slice(0, 22)}`
+  const key = derivePurposeKey(options.hashKey, 'audit subjects')
+  const subject = (s: string): string => (options.subjects === 'plain' ? s : `hmac:${hashName(key, s)}`)
   return {
     mint(grant) {
       audit.info(

@@ -23,10 +23,6 @@ export class ApiKeyIndex {
     )
   }
 
-  get size(): number {
-    return this.#entries.length
-  }
-
   /** The tenant id whose key this is, or undefined. */
   match(key: string): string | undefined {
     if (this.#entries.length === 0) return undefined

@@ -26,6 +26,15 @@ export function deriveCacheKeys(source: { encryptionKey: string | undefined; api
   return { sealKey: derive('token sealing (JWE dir A256GCM)'), nameKey: derive('key names (HMAC-SHA256)') }
 }
 
+/**
+ * A key for the keyed hashes of one purpose (rate-limit keys, audit subjects),
+ * derived from a broker secret the way the cache keys are, so every replica
+ * with the same secret writes the same hashes.
+ */
+export function derivePurposeKey(secret: string, purpose: string): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', secret, 'tiktools-broker/keyed-hashes/v1', purpose, 32))
+}
+
 /** A keyed, truncated hash (128 bits, base64url) so that no subject or grant appears in a key name. */
 export function hashName(nameKey: Uint8Array, ...parts: string[]): string {
   return createHmac('sha256', nameKey).update(parts.join('\u0000')).digest('base64url').slice(0, 22)

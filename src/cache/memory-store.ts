@@ -15,10 +15,6 @@ export class MemoryTokenStore implements TokenStore {
     this.#lru = new LRUCache({ max: options.max ?? 50_000, ttlAutopurge: false, allowStale: false })
   }
 
-  get size(): number {
-    return this.#lru.size
-  }
-
   async get(key: TokenKey): Promise<CachedToken | undefined> {
     return this.#lru.get(tokenKeyId(key))
   }

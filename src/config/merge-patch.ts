@@ -1,5 +1,3 @@
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
@@ -15,4 +13,3 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out
 }
 
-export type { Json }

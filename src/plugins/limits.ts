@@ -1,8 +1,8 @@
-import { createHmac } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Tenant } from '../config/tenant-schema.js'
+import { derivePurposeKey, hashName } from '../cache/crypto.js'
 import { BrokerError } from '../errors.js'
 
 /** The broker's own limits on token requests: per subject and per tenant, per minute. */
@@ -30,14 +30,6 @@ type Limiter = (req: FastifyRequest, options?: { increment: false }) => Promise<
   ttlInSeconds?: number
 }>
 
-/**
- * Keyed so counters (and Redis keys) never hold a subject in clear, nor a
- * hash that a guessable subject (an e-mail) could be matched against.
- */
-function subjectHasher(secret: string): (tenantId: string, subject: string) => string {
-  const key = createHmac('sha256', 'tiktools-broker rate-limit keys v1').update(secret).digest()
-  return (tenantId, subject) => createHmac('sha256', key).update(`${tenantId}\u0000${subject}`).digest('base64url').slice(0, 22)
-}
 
 export interface LimitsOptions {
   /** A @fastify/rate-limit store class (the Redis-backed one when replicas share state). */
@@ -51,7 +43,9 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
     ...(options.store !== undefined && { store: options.store as never }),
   })
   const key = (req: FastifyRequest) => req.limitKey as NonNullable<FastifyRequest['limitKey']>
-  const subjectHash = subjectHasher(app.broker.config.upstream.apiKey)
+  // Keyed, so counters (and Redis keys) never hold a subject, nor a hash a guessable subject could be matched against.
+  const subjectKey = derivePurposeKey(app.broker.config.upstream.apiKey, 'rate-limit subjects')
+  const subjectHash = (tenantId: string, subject: string): string => hashName(subjectKey, tenantId, subject)
   const create = (app as unknown as { createRateLimit(o: object): Limiter }).createRateLimit
   const perSubject = create({
     timeWindow: 60_000,
