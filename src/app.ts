@@ -9,6 +9,7 @@ import type { Config } from './config/index.js'
 import type { Counters } from './counters/counters.js'
 import { MemoryCounters } from './counters/memory-counters.js'
 import { createLogger } from './logger.js'
+import { MemoryLedger, type QuotaLedger } from './upstream/quota-ledger.js'
 import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
 import gracefulClose from './plugins/graceful-close.js'
@@ -26,6 +27,8 @@ export interface AppDeps {
   logger?: FastifyBaseLogger
   store?: TokenStore
   counters?: Counters
+  /** The tik.tools quota ledger (memory by default; the state's shared one with Redis). */
+  ledger?: QuotaLedger
   /** A @fastify/rate-limit store class for the broker's own limits. */
   rateLimitStore?: unknown
   metrics?: Metrics
@@ -84,6 +87,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config,
     store: deps.store ?? new MemoryTokenStore(),
     counters: deps.counters ?? new MemoryCounters(deps.now),
+    ledger: deps.ledger ?? new MemoryLedger(),
     metrics: deps.metrics ?? createMetrics(),
     overrides: deps.overrides ?? new MemoryOverrideStore(),
     now: deps.now ?? Date.now,

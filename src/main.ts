@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     logger,
     store: state.store,
     counters: state.counters,
+    ledger: state.ledger,
     rateLimitStore: state.rateLimitStore,
     overrides: state.overrides,
     readiness: state.readiness,

@@ -1,44 +1,99 @@
 import { LRUCache } from 'lru-cache'
-import { tokenKeyId, type CachedToken, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
+import { tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
 
 const ALWAYS: MintLock = { release: async () => {} }
 
+/** Subjects whose purge generation is remembered; an older one forgotten still counts as purged (see `#purgedSince`). */
+const MAX_PURGED_SUBJECTS = 100_000
 
 /**
  * {@link TokenStore} for one process: a bounded LRU with per-entry TTL.
  * Single-flight within the process is the token cache's job, so the lock is always granted.
+ *
+ * Purge generations are one counter for the whole store: a purge takes the
+ * next value and remembers it for the subject. A mint stores its token only
+ * if its subject's purge is not newer than the generation it read before it
+ * began; a subject pushed out of the bounded memory counts as purged at the
+ * newest generation forgotten, which can only cost a needless mint, never
+ * serve a purged token.
  */
 export class MemoryTokenStore implements TokenStore {
   readonly #lru: LRUCache<string, CachedToken>
+  readonly #failures = new LRUCache<string, MintFailure>({ max: 10_000, ttlAutopurge: false })
+  readonly #purged: LRUCache<string, number>
+  #generation = 0
+  #forgotten = 0
 
   constructor(options: { max?: number } = {}) {
     this.#lru = new LRUCache({ max: options.max ?? 50_000, ttlAutopurge: false, allowStale: false })
+    this.#purged = new LRUCache({
+      max: MAX_PURGED_SUBJECTS,
+      dispose: (generation, _subject, reason) => {
+        if (reason === 'evict') this.#forgotten = Math.max(this.#forgotten, generation)
+      },
+    })
   }
 
   async get(key: TokenKey): Promise<CachedToken | undefined> {
     return this.#lru.get(tokenKeyId(key))
   }
 
-  async set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void> {
-    if (ttlMs > 0) this.#lru.set(tokenKeyId(key), value, { ttl: ttlMs })
+  async set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
+    if (generation !== undefined && this.#purgedSince(key, generation)) return false
+    if (ttlMs > 0) {
+      const id = tokenKeyId(key)
+      this.#lru.set(id, value, { ttl: ttlMs })
+      this.#failures.delete(id)
+    }
+    return true
+  }
+
+  async delete(key: TokenKey, token: string): Promise<boolean> {
+    const id = tokenKeyId(key)
+    if (this.#lru.get(id)?.token !== token) return false
+    return this.#lru.delete(id)
   }
 
   async purgeSubject(tenantId: string, subject: string): Promise<number> {
     const prefix = tokenKeyId({ tenantId, subject, grant: '' })
+    this.#purged.set(prefix, ++this.#generation)
     let purged = 0
     for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix) && this.#lru.delete(k)) purged += 1
     return purged
+  }
+
+  async generation(key: TokenKey): Promise<number> {
+    return key.subject === null ? 0 : this.#generation
+  }
+
+  async setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {
+    if (ttlMs > 0) this.#failures.set(tokenKeyId(key), failure, { ttl: ttlMs })
+  }
+
+  async landed(key: TokenKey): Promise<Landed | undefined> {
+    const id = tokenKeyId(key)
+    const token = this.#lru.get(id)
+    if (token !== undefined) return { token }
+    const failure = this.#failures.get(id)
+    return failure === undefined ? undefined : { failure }
   }
 
   async acquireMintLock(): Promise<MintLock | null> {
     return ALWAYS
   }
 
-  async waitForToken(key: TokenKey): Promise<CachedToken | undefined> {
-    return this.get(key)
+  async waitForToken(key: TokenKey): Promise<Landed | undefined> {
+    return this.landed(key)
   }
 
   async close(): Promise<void> {
     this.#lru.clear()
+    this.#failures.clear()
+  }
+
+  #purgedSince(key: TokenKey, generation: number): boolean {
+    if (key.subject === null) return false
+    const purgedAt = this.#purged.get(tokenKeyId({ tenantId: key.tenantId, subject: key.subject, grant: '' }))
+    return (purgedAt ?? this.#forgotten) > generation
   }
 }

@@ -3,42 +3,58 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { hashName, ValueSealer, type CacheKeys } from './crypto.js'
-import type { CachedToken, MintLock, TokenKey, TokenStore } from './token-store.js'
+import { ERRORS } from '../errors.js'
+import type { CachedToken, Landed, MintFailure, MintLock, TokenKey, TokenStore } from './token-store.js'
 
 /*
  * Key layout (everything one script touches shares a Cluster hash slot):
  *   {prefix}{<tenant>:s:<subjectHash>}:tok:<grantHash>   sealed token, PX = ttl
  *   {prefix}{<tenant>:s:<subjectHash>}:lock:<grantHash>  mint lock, value = owner
+ *   {prefix}{<tenant>:s:<subjectHash>}:fail:<grantHash>  sealed failure of the last mint, PX = 1 s
  *   {prefix}{<tenant>:s:<subjectHash>}:idx               set of that subject's token keys
- *   {prefix}{<tenant>:g:<grantHash>}:tok / :lock          tokens shared by grant (no subject)
- * Purge uses the per-subject index set rather than a generation counter: it
- * deletes the tokens at once (a purge is often a revocation), and a lost or
- * evicted index can only leave tokens to expire, whereas a lost generation
- * counter would bring purged tokens back. The purge script deletes the keys
- * the index names; they share its slot, so this also holds on Redis Cluster.
+ *   {prefix}{<tenant>:s:<subjectHash>}:gen               purge generation (INCR by each purge)
+ *   {prefix}{<tenant>:g:<grantHash>}:tok / :lock / :fail  tokens shared by grant (no subject)
+ * Purge deletes the tokens the per-subject index names at once (a purge is
+ * often a revocation) and moves the generation on; a mint reads the
+ * generation before it begins and stores its token only if it is unchanged
+ * (one script), so a mint in flight during a purge cannot bring a token back.
+ * Every script's keys share one slot, so this also holds on Redis Cluster.
  */
 
+// KEYS: token, index, generation, failure. ARGV: sealed value, ttl, generation read before the mint ('' = unchecked).
 const SET_INDEXED = `
+if ARGV[3] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[4])
 redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`
 
+// KEYS: index, generation. The generation outlives any mint in flight by far (a day).
 const PURGE = `
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 86400000)
 local members = redis.call('SMEMBERS', KEYS[1])
 local purged = 0
 for i = 1, #members do purged = purged + redis.call('DEL', members[i]) end
 redis.call('DEL', KEYS[1])
 return purged`
 
+// KEYS: token. ARGV: the sealed value seen, to delete only that one.
+const DELETE_IF = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
-// 1 and the value when the token landed, 0 while the lock is held, -1 when neither.
+// KEYS: token, lock, failure. 1 and the value when the token landed, 2 and the failure, 0 while the lock is held, -1 when none.
 const POLL = `
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v} end
+local f = redis.call('GET', KEYS[3])
+if f then return {2, f} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0} end
 return {-1}`
 
@@ -55,7 +71,10 @@ export interface RedisTokenStoreOptions {
 interface Names {
   token: string
   lock: string
+  failure: string
   index: string | undefined
+  /** Purge generation of the subject (undefined when shared by grant). */
+  generation: string | undefined
   /** The slot and grant a sealed value is bound to. */
   context: string
 }
@@ -75,6 +94,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #purge: RedisScript<number>
   readonly #release: RedisScript<number>
   readonly #poll: RedisScript<[number, string?]>
+  readonly #deleteIf: RedisScript<number>
   #closed = false
 
   constructor(options: RedisTokenStoreOptions) {
@@ -83,10 +103,11 @@ export class RedisTokenStore implements TokenStore {
     this.#sealer = new ValueSealer(options.keys.sealKey)
     this.#prefix = options.prefix ?? 'tkb:'
     this.#pollMs = Math.min(options.pollMs ?? 20, 25)
-    this.#setIndexed = defineScript(this.#redis, 'tkbTokenSet', 2, SET_INDEXED)
-    this.#purge = defineScript(this.#redis, 'tkbTokenPurge', 1, PURGE)
+    this.#setIndexed = defineScript(this.#redis, 'tkbTokenSetGen', 4, SET_INDEXED)
+    this.#purge = defineScript(this.#redis, 'tkbTokenPurgeGen', 2, PURGE)
     this.#release = defineScript(this.#redis, 'tkbLockRelease', 1, RELEASE)
-    this.#poll = defineScript(this.#redis, 'tkbTokenPoll', 2, POLL)
+    this.#poll = defineScript(this.#redis, 'tkbTokenPoll3', 3, POLL)
+    this.#deleteIf = defineScript(this.#redis, 'tkbTokenDeleteIf', 1, DELETE_IF)
   }
 
   #subjectSlot(tenantId: string, subject: string): string {
@@ -97,13 +118,16 @@ export class RedisTokenStore implements TokenStore {
     const grant = hashName(this.#nameKey, key.tenantId, key.grant)
     if (key.subject === null) {
       const slot = `${this.#prefix}{${key.tenantId}:g:${grant}}`
-      return { token: `${slot}:tok`, lock: `${slot}:lock`, index: undefined, context: slot.slice(this.#prefix.length) }
+      const context = slot.slice(this.#prefix.length)
+      return { token: `${slot}:tok`, lock: `${slot}:lock`, failure: `${slot}:fail`, index: undefined, generation: undefined, context }
     }
     const slot = this.#subjectSlot(key.tenantId, key.subject)
     return {
       token: `${slot}:tok:${grant}`,
       lock: `${slot}:lock:${grant}`,
+      failure: `${slot}:fail:${grant}`,
       index: `${slot}:idx`,
+      generation: `${slot}:gen`,
       context: `${slot.slice(this.#prefix.length)}:${grant}`,
     }
   }
@@ -114,17 +138,47 @@ export class RedisTokenStore implements TokenStore {
     return sealed === null ? undefined : this.#open(sealed, names.context)
   }
 
-  async set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void> {
+  async set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
     const ttl = Math.floor(ttlMs)
-    if (ttl <= 0) return
     const names = this.#names(key)
+    if (ttl <= 0) return generation === undefined || (await this.generation(key)) === generation
     const sealed = await this.#sealer.seal(JSON.stringify(value), names.context)
-    if (names.index === undefined) await this.#redis.set(names.token, sealed, 'PX', ttl)
-    else await this.#setIndexed([names.token, names.index], [sealed, ttl])
+    if (names.index === undefined || names.generation === undefined) {
+      await this.#redis.multi().set(names.token, sealed, 'PX', ttl).del(names.failure).exec()
+      return true
+    }
+    const stored = await this.#setIndexed([names.token, names.index, names.generation, names.failure], [sealed, ttl, generation ?? ''])
+    return stored === 1
+  }
+
+  async delete(key: TokenKey, token: string): Promise<boolean> {
+    const names = this.#names(key)
+    const sealed = await this.#redis.get(names.token)
+    if (sealed === null || (await this.#open(sealed, names.context))?.token !== token) return false
+    return (await this.#deleteIf([names.token], [sealed])) === 1
   }
 
   async purgeSubject(tenantId: string, subject: string): Promise<number> {
-    return this.#purge([`${this.#subjectSlot(tenantId, subject)}:idx`], [])
+    const slot = this.#subjectSlot(tenantId, subject)
+    return this.#purge([`${slot}:idx`, `${slot}:gen`], [])
+  }
+
+  async generation(key: TokenKey): Promise<number> {
+    const { generation } = this.#names(key)
+    if (generation === undefined) return 0
+    return Number((await this.#redis.get(generation)) ?? 0)
+  }
+
+  async setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {
+    const names = this.#names(key)
+    const sealed = await this.#sealer.seal(JSON.stringify(failure), `${names.context}:fail`)
+    await this.#redis.set(names.failure, sealed, 'PX', Math.max(1, Math.floor(ttlMs)))
+  }
+
+  async landed(key: TokenKey): Promise<Landed | undefined> {
+    const names = this.#names(key)
+    const [token, failure] = await this.#redis.mget(names.token, names.failure)
+    return this.#landed(token === null ? 2 : 1, token ?? failure ?? undefined, names)
   }
 
   async acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
@@ -139,12 +193,12 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  async waitForToken(key: TokenKey, timeoutMs: number): Promise<CachedToken | undefined> {
+  async waitForToken(key: TokenKey, timeoutMs: number): Promise<Landed | undefined> {
     const names = this.#names(key)
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const [state, sealed] = await this.#poll([names.token, names.lock], [])
-      if (state === 1 && sealed !== undefined) return this.#open(sealed, names.context)
+      const [state, sealed] = await this.#poll([names.token, names.lock, names.failure], [])
+      if (state > 0) return this.#landed(state, sealed, names)
       const left = deadline - Date.now()
       if (state === -1 || left <= 0 || this.#closed) return undefined
       await sleep(Math.min(this.#pollMs, left))
@@ -154,6 +208,28 @@ export class RedisTokenStore implements TokenStore {
   /** Stops waiting loops; the connection belongs to the state, which quits it. */
   async close(): Promise<void> {
     this.#closed = true
+  }
+
+  async #landed(state: number, sealed: string | undefined, names: Names): Promise<Landed | undefined> {
+    if (sealed === undefined) return undefined
+    if (state === 1) {
+      const token = await this.#open(sealed, names.context)
+      return token === undefined ? undefined : { token }
+    }
+    const failure = await this.#openFailure(sealed, `${names.context}:fail`)
+    return failure === undefined ? undefined : { failure }
+  }
+
+  async #openFailure(sealed: string, context: string): Promise<MintFailure | undefined> {
+    const json = await this.#sealer.open(sealed, context)
+    if (json === undefined) return undefined
+    try {
+      const v = JSON.parse(json) as Partial<MintFailure>
+      const valid = typeof v.code === 'string' && v.code in ERRORS && typeof v.message === 'string' && typeof v.headers === 'object' && v.headers !== null
+      return valid ? (v as MintFailure) : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** A value that does not open or parse (key changed, tampered) is a miss, never an error. */

@@ -1,15 +1,10 @@
-import { decodeJwt } from 'jose'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditLog } from '../audit/audit-log.js'
 import type { Tenant } from '../config/tenant-schema.js'
-import type { Counters } from '../counters/counters.js'
 import { BrokerError } from '../errors.js'
-import type { Metrics } from '../metrics/metrics.js'
+import type { Minter } from '../mint/minter.js'
+import { minRemainingFor } from '../mint/token-time.js'
 import type { Grant } from '../policy/grant.js'
-import type { CircuitBreaker } from '../upstream/circuit-breaker.js'
-import type { MintOutcome, MintRequest, UpstreamClient } from '../upstream/client.js'
-import type { UpstreamQuota } from '../upstream/quota.js'
-import { grantKey, tokenKeyId, type CachedToken, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
+import { grantKey, tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
 
 /** A token as served, and how: from cache, freshly minted, or shared from a concurrent mint. */
 export interface ServedToken {
@@ -21,45 +16,32 @@ export interface ServedToken {
 
 export interface TokenCacheDeps {
   store: TokenStore
-  counters: Counters
-  upstream: Pick<UpstreamClient, 'mint'>
-  quota: UpstreamQuota
-  breaker: CircuitBreaker
-  metrics: Metrics
+  minter: Pick<Minter, 'mint'>
   log: FastifyBaseLogger
   upstreamTimeoutMs: number
-  audit?: AuditLog
   now?: () => number
 }
 
-/** Seconds a cached token must still have to be served: `minRemaining`, never more than half its life. */
-export function minRemainingFor(token: CachedToken, minRemaining: number): number {
-  const lifetime = token.issuedAt !== null ? token.expiresAt - token.issuedAt : token.expireAfter
-  return Math.min(minRemaining, lifetime / 2)
-}
-
-/** Reads `exp`/`iat` from a minted token without verifying it (it is tik.tools' token, not ours to verify). */
-export function describeToken(token: string, expireAfter: number, nowMs: number): CachedToken {
-  let exp: unknown
-  let iat: unknown
-  try {
-    ;({ exp, iat } = decodeJwt(token))
-  } catch {
-    // not a JWT we can read: fall back to the lifetime we asked for
-  }
-  return {
-    token,
-    expiresAt: typeof exp === 'number' ? exp : Math.floor(nowMs / 1000) + expireAfter,
-    issuedAt: typeof iat === 'number' ? iat : null,
-    expireAfter,
-  }
-}
+/** How long a failed mint's answer is given to the requests of the same burst, here and on other replicas (ms). */
+export const FAILURE_TTL_MS = 1000
+/** A subject purged again and again while its mint is in flight gets a 503 after this many mints, not a loop. */
+const MINT_ATTEMPTS = 3
 
 const DEGRADED_LOCK: MintLock = { release: async () => {} }
 
+const asFailure = (err: BrokerError): MintFailure => ({ code: err.code, message: err.message, headers: err.headers })
+const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.message, { headers: f.headers })
+
 /**
- * Serves tokens from the cache and mints on a miss — once per key, however
- * many requests (and replicas) miss at the same time.
+ * Serves tokens from the cache and, on a miss, has the {@link Minter} mint
+ * one — once per key, however many requests (and replicas) miss at the same
+ * time, whether the mint succeeds or fails. Lookup → coalesce → lock → mint → store:
+ * - a token is stored only if its subject was not purged while it was minted
+ *   (purge generations); otherwise it is neither served nor cached, and minted again;
+ * - a failed mint leaves its answer under the key for {@link FAILURE_TTL_MS},
+ *   so that everyone waiting for it gets that answer instead of calling again;
+ * - a `rejected` token (tik.tools refused it) is dropped if, and only if, it is
+ *   the one cached for the key, and is never served again.
  */
 export class TokenCache {
   readonly #deps: TokenCacheDeps
@@ -80,20 +62,43 @@ export class TokenCache {
     }
   }
 
-  /** A token for the grant: cached when fresh enough, else minted (once per key). */
-  async tokenFor(tenant: Tenant, grant: Grant): Promise<ServedToken> {
+  /**
+   * A token for the grant: cached when fresh enough, else minted (once per key).
+   * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
+   */
+  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string): Promise<ServedToken> {
     const key = this.keyFor(tenant, grant)
+    if (rejected !== undefined) await this.#drop(key, rejected)
     const hit = await this.#fresh(key, tenant)
-    if (hit !== undefined) return { token: hit, source: 'hit' }
+    if (hit !== undefined && hit.token !== rejected) return { token: hit, source: 'hit' }
     const id = tokenKeyId(key)
     const flight = this.#inflight.get(id)
     if (flight !== undefined) {
       const shared = await flight
-      return { token: shared.token, source: 'coalesced' }
+      if (shared.token.token !== rejected) return { token: shared.token, source: 'coalesced' }
     }
-    const mine = this.#mintOnce(key, tenant, grant).finally(() => this.#inflight.delete(id))
+    const running = this.#inflight.get(id)
+    if (running !== undefined && running !== flight) return this.#join(running, rejected)
+    const mine = this.#mintOnce(key, tenant, grant, rejected).finally(() => this.#inflight.delete(id))
     this.#inflight.set(id, mine)
     return mine
+  }
+
+  async #join(flight: Promise<ServedToken>, rejected: string | undefined): Promise<ServedToken> {
+    const shared = await flight
+    if (shared.token.token === rejected) {
+      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'A new token is being minted; retry shortly.', { headers: { 'retry-after': 1 } })
+    }
+    return { token: shared.token, source: 'coalesced' }
+  }
+
+  /** Drops the cached token only if it is exactly the one tik.tools refused; anything else changes nothing. */
+  async #drop(key: TokenKey, rejected: string): Promise<void> {
+    try {
+      await this.#deps.store.delete(key, rejected)
+    } catch (err) {
+      this.#warn(err, 'token store delete failed; the refused token is not served anyway')
+    }
   }
 
   /** A cached token with enough life left, or undefined; a failing store counts as a miss. */
@@ -102,7 +107,7 @@ export class TokenCache {
     try {
       cached = await this.#deps.store.get(key)
     } catch (err) {
-      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'token store read failed; treating as a miss')
+      this.#warn(err, 'token store read failed; treating as a miss')
       return undefined
     }
     return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
@@ -112,27 +117,64 @@ export class TokenCache {
     return token.expiresAt * 1000 - this.#now() >= minRemainingFor(token, tenant.token.minRemaining) * 1000
   }
 
-  async #mintOnce(key: TokenKey, tenant: Tenant, grant: Grant): Promise<ServedToken> {
+  /** What another mint of this key left that this request may be answered with: its token, or its failure (thrown). */
+  #servable(landed: Landed | undefined, tenant: Tenant, rejected: string | undefined): ServedToken | undefined {
+    if (landed === undefined) return undefined
+    if ('failure' in landed) throw fromFailure(landed.failure)
+    if (!this.#isFresh(landed.token, tenant) || landed.token.token === rejected) return undefined
+    return { token: landed.token, source: 'coalesced' }
+  }
+
+  async #mintOnce(key: TokenKey, tenant: Tenant, grant: Grant, rejected: string | undefined): Promise<ServedToken> {
+    const { store } = this.#deps
+    // Read before anything else: a purge after this point voids what this mint brings back.
+    const generation = await store.generation(key).catch(() => undefined)
     const lockMs = this.#deps.upstreamTimeoutMs + 2000
     let lock = await this.#lock(key, lockMs)
     if (lock === null) {
-      // Another replica is minting this key: take its token when it lands.
-      const theirs = await this.#deps.store.waitForToken(key, lockMs).catch(() => undefined)
-      if (theirs !== undefined && this.#isFresh(theirs, tenant)) return { token: theirs, source: 'coalesced' }
+      // Another replica is minting this key: take what it leaves, token or failure.
+      const theirs = this.#servable(await store.waitForToken(key, lockMs).catch(() => undefined), tenant, rejected)
+      if (theirs !== undefined) return theirs
       lock = await this.#lock(key, lockMs)
       if (lock === null) {
-        throw new BrokerError('UPSTREAM_UNAVAILABLE', 'A concurrent mint did not finish; retry shortly.', {
-          headers: { 'retry-after': 1 },
-        })
+        throw new BrokerError('UPSTREAM_UNAVAILABLE', 'A concurrent mint did not finish; retry shortly.', { headers: { 'retry-after': 1 } })
       }
     }
     try {
-      const landed = await this.#fresh(key, tenant)
-      if (landed !== undefined) return { token: landed, source: 'coalesced' }
-      return await this.#mint(key, tenant, grant)
+      const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected)
+      if (landed !== undefined) return landed
+      return await this.#mintAndStore(key, tenant, grant, generation)
     } finally {
       await lock.release().catch(() => undefined)
     }
+  }
+
+  async #mintAndStore(key: TokenKey, tenant: Tenant, grant: Grant, generation: number | undefined): Promise<ServedToken> {
+    const { store, minter } = this.#deps
+    for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
+      let minted: Awaited<ReturnType<Minter['mint']>>
+      try {
+        minted = await minter.mint(tenant, grant)
+      } catch (err) {
+        if (err instanceof BrokerError) await store.setFailure(key, asFailure(err), FAILURE_TTL_MS).catch(() => undefined)
+        throw err
+      }
+      const { token } = minted
+      const ttlMs = Math.floor((token.expiresAt - minRemainingFor(token, tenant.token.minRemaining)) * 1000 - this.#now())
+      let stored = true
+      try {
+        stored = await store.set(key, token, ttlMs, generation)
+      } catch (err) {
+        this.#warn(err, 'token store write failed; token served uncached')
+      }
+      if (stored) return { token, source: 'mint', upstreamMs: minted.upstreamMs }
+      // The subject was purged while this token was in flight: it is neither served nor cached.
+      this.#deps.log.info({ tenant: tenant.id }, 'subject purged during a mint; the token it brought is discarded')
+      generation = await store.generation(key).catch(() => undefined)
+    }
+    throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The tokens of this subject were revoked during the mint; retry.', {
+      headers: { 'retry-after': 1 },
+    })
   }
 
   async #lock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
@@ -140,76 +182,12 @@ export class TokenCache {
       return await this.#deps.store.acquireMintLock(key, ttlMs)
     } catch (err) {
       // Without the shared lock a replica still coalesces its own requests.
-      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'mint lock unavailable; minting without it')
+      this.#warn(err, 'mint lock unavailable; minting without it')
       return DEGRADED_LOCK
     }
   }
 
-  async #mint(key: TokenKey, tenant: Tenant, grant: Grant): Promise<ServedToken> {
-    const { quota, breaker, metrics } = this.#deps
-    try {
-      await quota.assertAvailable()
-    } catch (err) {
-      metrics.rejection(tenant.id, 'upstream')
-      throw err
-    }
-    // The share is taken first, so a trial the breaker grants is a call that happens.
-    await this.#takeTenantShare(tenant)
-    const waitMs = breaker.tryAcquire()
-    if (waitMs > 0) {
-      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'tik.tools is failing; the circuit is open. Retry later.', {
-        headers: { 'retry-after': Math.ceil(waitMs / 1000) },
-      })
-    }
-    const body: MintRequest = {
-      expire_after: grant.expireAfter,
-      max_websockets: grant.maxWebsockets,
-      ...(grant.creators !== null && { allowed_creators: grant.creators }),
-    }
-    const outcome = await this.#deps.upstream.mint(body)
-    metrics.mint(tenant.id, outcome.status, outcome.latencyMs / 1000)
-    if (!outcome.ok) throw await this.#failure(outcome, tenant)
-    breaker.success()
-    this.#deps.audit?.mint(grant)
-    await quota.observe(outcome.quota).catch(() => undefined)
-    metrics.quota(quota.current)
-    const token = describeToken(outcome.token, grant.expireAfter, this.#now())
-    const ttlMs = (token.expiresAt - minRemainingFor(token, tenant.token.minRemaining)) * 1000 - this.#now()
-    try {
-      await this.#deps.store.set(key, token, Math.floor(ttlMs))
-    } catch (err) {
-      this.#deps.log.warn({ err: { message: (err as Error).message } }, 'token store write failed; token served uncached')
-    }
-    return { token, source: 'mint', upstreamMs: outcome.latencyMs }
-  }
-
-  /** Counts this mint against the tenant's `upstreamMintsPerMinute` share, or refuses it. */
-  async #takeTenantShare(tenant: Tenant): Promise<void> {
-    const share = tenant.limits.upstreamMintsPerMinute
-    if (share === undefined) return
-    const window = await this.#deps.counters.increment(`mints:${tenant.id}`, 60_000)
-    if (window.count > share) {
-      this.#deps.metrics.rejection(tenant.id, 'upstream_share')
-      throw this.#deps.quota.exhausted(window.resetInMs, undefined, "This tenant's share of the tik.tools quota is spent; retry later.")
-    }
-  }
-
-  async #failure(outcome: Extract<MintOutcome, { ok: false }>, tenant: Tenant): Promise<BrokerError> {
-    const { quota, breaker, log } = this.#deps
-    log.warn({ upstreamStatus: outcome.status, reason: outcome.reason, latencyMs: Math.round(outcome.latencyMs) }, 'upstream mint failed')
-    if (outcome.kind === 'rate_limited') {
-      breaker.success()
-      const waitMs = await quota.observeRejection(outcome.quota, outcome.retryAfterSeconds).catch(() => 60_000)
-      this.#deps.metrics.quota(quota.current)
-      this.#deps.metrics.rejection(tenant.id, 'upstream')
-      return quota.exhausted(waitMs)
-    }
-    await quota.observe(outcome.quota).catch(() => undefined)
-    if (outcome.kind === 'unavailable' || (typeof outcome.status === 'number' && outcome.status >= 500)) breaker.failure()
-    else breaker.success()
-    if (outcome.kind === 'unavailable') {
-      return new BrokerError('UPSTREAM_UNAVAILABLE', `tik.tools ${outcome.reason}; retry later.`, { headers: { 'retry-after': 5 } })
-    }
-    return new BrokerError('UPSTREAM_ERROR', 'tik.tools answered with an error.')
+  #warn(err: unknown, message: string): void {
+    this.#deps.log.warn({ err: { message: (err as Error).message } }, message)
   }
 }

@@ -1,3 +1,5 @@
+import type { ErrorCode } from '../errors.js'
+
 /** Where a cached token lives: the tenant, whose it is (null when shared by grant), and the grant it was minted for. */
 export interface TokenKey {
   tenantId: string
@@ -9,12 +11,22 @@ export interface TokenKey {
 /** A minted upstream token with what the cache needs to decide whether to serve it. */
 export interface CachedToken {
   token: string
-  /** Unix seconds: the token's own `exp`, or mint time + expire_after. */
+  /** Unix seconds on the broker's clock: when it stops being valid (see `describeToken`). */
   expiresAt: number
-  /** Unix seconds: the token's `iat`, when it has one. */
+  /** Unix seconds on the broker's clock: when the broker received it. */
   issuedAt: number | null
   expireAfter: number
 }
+
+/** A failed mint as the requests that waited for it are answered: the contract's code, message and headers. */
+export interface MintFailure {
+  code: ErrorCode
+  message: string
+  headers: Record<string, string | number>
+}
+
+/** What a mint left for a key: its token, or its failure (kept briefly, so that one burst costs one call). */
+export type Landed = { token: CachedToken } | { failure: MintFailure }
 
 /** Held by the one caller, among every replica, that mints for a key. */
 export interface MintLock {
@@ -27,14 +39,30 @@ export interface MintLock {
  */
 export interface TokenStore {
   get(key: TokenKey): Promise<CachedToken | undefined>
-  /** Stores a token for `ttlMs`; it is gone afterwards. */
-  set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void>
-  /** Forgets every token cached for one subject of a tenant; answers how many there were. */
+  /**
+   * Stores a token for `ttlMs`; it is gone afterwards. With `generation` (read
+   * by {@link generation} before the mint began) it is stored only if the
+   * subject was not purged since: answers false, storing nothing, when it was.
+   */
+  set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean>
+  /** Removes the key's token only if it is exactly `token` (compare-and-delete); answers whether it did. */
+  delete(key: TokenKey, token: string): Promise<boolean>
+  /**
+   * Forgets every token cached for one subject of a tenant and moves its purge
+   * generation on, so that a mint in flight cannot store its token afterwards;
+   * answers how many tokens there were.
+   */
   purgeSubject(tenantId: string, subject: string): Promise<number>
+  /** The purge generation of the key's subject (0 for a key shared by grant or a subject never purged). */
+  generation(key: TokenKey): Promise<number>
+  /** Leaves a failed mint's answer under the key for `ttlMs`, for the requests waiting on it here and on other replicas. */
+  setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void>
+  /** The key's token or recent failure, whichever is there (a token wins). */
+  landed(key: TokenKey): Promise<Landed | undefined>
   /** Takes the mint lock for a key, or null when another holder has it. */
   acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null>
-  /** Waits until the lock holder stores the token (or gives up); undefined when none came. */
-  waitForToken(key: TokenKey, timeoutMs: number): Promise<CachedToken | undefined>
+  /** Waits until the lock holder leaves a token or a failure (or gives up); undefined when neither came. */
+  waitForToken(key: TokenKey, timeoutMs: number): Promise<Landed | undefined>
   close(): Promise<void>
 }
 

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { Counters, QuotaState, WindowCount } from './counters.js'
+import type { Counters, WindowCount } from './counters.js'
 
 interface Window {
   count: number
@@ -10,7 +10,6 @@ interface Window {
 export class MemoryCounters implements Counters {
   readonly #windows = new LRUCache<string, Window>({ max: 100_000 })
   readonly #now: () => number
-  #quota: QuotaState | undefined
 
   constructor(now: () => number = Date.now) {
     this.#now = now
@@ -33,20 +32,6 @@ export class MemoryCounters implements Counters {
     return w === undefined || w.endsAt <= now ? { count: 0, resetInMs: 0 } : { count: w.count, resetInMs: w.endsAt - now }
   }
 
-  async readQuota(): Promise<QuotaState | undefined> {
-    return this.#quota
-  }
-
-  async writeQuota(state: QuotaState): Promise<void> {
-    this.#quota = mergeQuota(this.#quota, state)
-  }
-
   async close(): Promise<void> {}
 }
 
-/** Merges a new observation into the known one: newer windows win; a block is never shortened within one window. */
-export function mergeQuota(known: QuotaState | undefined, next: QuotaState): QuotaState {
-  if (known === undefined) return next
-  const sameWindow = known.reset !== null && next.reset !== null && known.reset === next.reset
-  return sameWindow ? { ...next, blockedUntil: Math.max(known.blockedUntil, next.blockedUntil) } : next
-}

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { QuotaState } from '../counters/counters.js'
+import type { LedgerState } from '../upstream/ledger.js'
 
 /** Where a served token came from. */
 export type CacheResult = 'hit' | 'miss' | 'coalesced'
@@ -45,6 +45,29 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     remaining: new Gauge({ name: 'tiktools_broker_upstream_quota_remaining', help: 'Last observed X-RateLimit-Remaining.', registers }),
     reset: new Gauge({ name: 'tiktools_broker_upstream_quota_reset_timestamp_seconds', help: 'Last observed X-RateLimit-Reset (unix seconds).', registers }),
   }
+  const ledgerRefusals = new Counter({
+    name: 'tiktools_broker_ledger_refusals_total',
+    help: 'Cache misses answered UPSTREAM_RATE_LIMITED by the quota ledger without calling tik.tools: blocked (a block in force) or spent (no call left in the window).',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  let ledgerView: () => { blockSeconds: number; inFlight: number } = () => ({ blockSeconds: 0, inFlight: 0 })
+  new Gauge({
+    name: 'tiktools_broker_ledger_block_seconds',
+    help: 'Seconds left of the upstream block in force (after a 429 or Remaining: 0); 0 when none.',
+    registers,
+    collect() {
+      this.set(ledgerView().blockSeconds)
+    },
+  })
+  new Gauge({
+    name: 'tiktools_broker_ledger_in_flight',
+    help: 'Mint reservations this replica holds: calls on their way to tik.tools.',
+    registers,
+    collect() {
+      this.set(ledgerView().inFlight)
+    },
+  })
   const rejections = new Counter({
     name: 'tiktools_broker_rate_limit_rejections_total',
     help: 'Requests refused by a limit: subject, tenant, upstream (quota spent) or upstream_share (tenant mint share).',
@@ -98,7 +121,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       mints.inc({ tenant, status: label })
       mintDuration.observe({ status: label }, seconds)
     },
-    quota(state: QuotaState | undefined): void {
+    /** Where the ledger gauges read from at scrape time. */
+    watchLedger(view: () => { blockSeconds: number; inFlight: number }): void {
+      ledgerView = view
+    },
+    ledgerRefusal(reason: 'blocked' | 'spent'): void {
+      ledgerRefusals.inc({ reason })
+    },
+    quota(state: LedgerState | undefined): void {
       if (state?.limit != null) quota.limit.set(state.limit)
       if (state?.remaining != null) quota.remaining.set(state.remaining)
       if (state?.reset != null) quota.reset.set(state.reset)

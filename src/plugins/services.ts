@@ -11,6 +11,8 @@ import type { Counters } from '../counters/counters.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { CircuitBreaker } from '../upstream/circuit-breaker.js'
 import { UpstreamClient } from '../upstream/client.js'
+import { Minter } from '../mint/minter.js'
+import type { QuotaLedger } from '../upstream/quota-ledger.js'
 import { UpstreamQuota } from '../upstream/quota.js'
 
 /** The broker's services, built once per app and shared by every route. */
@@ -19,6 +21,7 @@ export interface Broker {
   tenants: TenantRegistry
   tokens: TokenCache
   quota: UpstreamQuota
+  minter: Minter
   store: TokenStore
   counters: Counters
   metrics: Metrics
@@ -40,38 +43,40 @@ export interface ServicesOptions {
   config: Config
   store: TokenStore
   counters: Counters
+  ledger: QuotaLedger
   metrics: Metrics
   overrides: OverrideStore
   now: () => number
 }
 
 async function services(app: FastifyInstance, opts: ServicesOptions): Promise<void> {
-  const { config, store, counters, metrics, overrides, now } = opts
+  const { config, store, counters, ledger, metrics, overrides, now } = opts
   const upstream = new UpstreamClient({ ...config.upstream, now })
-  const quota = new UpstreamQuota(counters, now)
+  const quota = new UpstreamQuota({ ledger, now, onRefusal: (reason) => metrics.ledgerRefusal(reason) })
+  metrics.watchLedger(() => ({ blockSeconds: quota.blockSeconds, inFlight: quota.inFlight }))
   const breaker = new CircuitBreaker({ now })
   const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs })
   const audit = createAuditLog(app.log, { subjects: config.auditSubjects ?? 'hashed', hashKey: config.upstream.apiKey })
-  const tokens = new TokenCache({
-    store,
-    counters,
+  const minter = new Minter({
     upstream,
     quota,
     breaker,
+    counters,
     metrics,
     log: app.log,
-    upstreamTimeoutMs: config.upstream.timeoutMs,
+    reservationTtlMs: config.upstream.timeoutMs + 2000,
     audit,
     now,
   })
+  const tokens = new TokenCache({ store, minter, log: app.log, upstreamTimeoutMs: config.upstream.timeoutMs, now })
   // Operators' run-time patches: adopted before the first request, then followed every second.
   const overrideSync = new OverrideSync(tenants, overrides, app.log)
   await overrideSync.tick()
   overrideSync.start()
-  app.decorate('broker', { config, tenants, tokens, quota, store, counters, metrics, upstream, breaker, audit, overrides, overrideSync, now })
+  app.decorate('broker', { config, tenants, tokens, quota, minter, store, counters, metrics, upstream, breaker, audit, overrides, overrideSync, now })
   app.addHook('onClose', async () => {
     overrideSync.stop()
-    await Promise.allSettled([upstream.close(), store.close(), counters.close(), overrides.close()])
+    await Promise.allSettled([upstream.close(), store.close(), counters.close(), ledger.close(), overrides.close()])
   })
 }
 

@@ -13,6 +13,8 @@ export const tokenRequestSchema = z.strictObject({
   expire_after: z.number().int().min(30).optional(),
   max_websockets: z.number().int().min(1).optional(),
   subject: z.string().min(1).max(256).optional(),
+  /** A token of this caller that tik.tools refused (WebSocket close 4003): see TokenCache.tokenFor. */
+  rejected_token: z.string().min(1).max(16_384).optional(),
 })
 
 export type TokenRequest = z.output<typeof tokenRequestSchema>

@@ -62,7 +62,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     const subject = subjectOf(credential, body)
     await limits.check(request, reply, tenant, subject)
     const grant = grantFor(tenant, credential, subject, body)
-    const served = await tokens.tokenFor(tenant, grant)
+    const served = await tokens.tokenFor(tenant, grant, body.rejected_token)
     metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)
     request.tokenLog = {
       tenant: tenant.id,

@@ -1,11 +1,10 @@
-import type { Counters, QuotaState, WindowCount } from '../counters/counters.js'
+import type { Counters, WindowCount } from '../counters/counters.js'
 import { MemoryCounters } from '../counters/memory-counters.js'
 import { withFallback, type RedisHealth } from './health.js'
 
 /**
  * The shared {@link Counters}, falling back to this process's while Redis is
- * away: windows and quota are then counted per replica, never skipped. The
- * quota is also kept locally, so a block observed before an outage still holds during it.
+ * away: windows are then counted per replica, never skipped.
  */
 export class FallbackCounters implements Counters {
   readonly #shared: Counters
@@ -25,15 +24,6 @@ export class FallbackCounters implements Counters {
 
   peek(key: string): Promise<WindowCount> {
     return withFallback(this.#health, () => this.#shared.peek(key), () => this.#local.peek(key))
-  }
-
-  readQuota(): Promise<QuotaState | undefined> {
-    return withFallback(this.#health, () => this.#shared.readQuota(), () => this.#local.readQuota())
-  }
-
-  async writeQuota(state: QuotaState): Promise<void> {
-    await this.#local.writeQuota(state)
-    await withFallback(this.#health, () => this.#shared.writeQuota(state), async () => undefined)
   }
 
   /** Closes once, however often it is called. */

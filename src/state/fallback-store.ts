@@ -1,5 +1,5 @@
 import { MemoryTokenStore } from '../cache/memory-store.js'
-import type { CachedToken, MintLock, TokenKey, TokenStore } from '../cache/token-store.js'
+import type { CachedToken, Landed, MintFailure, MintLock, TokenKey, TokenStore } from '../cache/token-store.js'
 import { BrokerError } from '../errors.js'
 import { withFallback, type RedisHealth } from './health.js'
 
@@ -28,8 +28,31 @@ export class FallbackTokenStore implements TokenStore {
     return withFallback(this.#health, () => this.#shared.get(key), () => this.#local.get(key))
   }
 
-  set(key: TokenKey, value: CachedToken, ttlMs: number): Promise<void> {
-    return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs), () => this.#local.set(key, value, ttlMs))
+  set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
+    return withFallback(
+      this.#health,
+      () => this.#shared.set(key, value, ttlMs, generation),
+      // The local store never saw the shared generation: it checks its own purges only.
+      () => this.#local.set(key, value, ttlMs),
+    )
+  }
+
+  async delete(key: TokenKey, token: string): Promise<boolean> {
+    const local = await this.#local.delete(key, token)
+    const shared = await withFallback(this.#health, () => this.#shared.delete(key, token), async () => false)
+    return local || shared
+  }
+
+  generation(key: TokenKey): Promise<number> {
+    return withFallback(this.#health, () => this.#shared.generation(key), () => this.#local.generation(key))
+  }
+
+  setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {
+    return withFallback(this.#health, () => this.#shared.setFailure(key, failure, ttlMs), () => this.#local.setFailure(key, failure, ttlMs))
+  }
+
+  landed(key: TokenKey): Promise<Landed | undefined> {
+    return withFallback(this.#health, () => this.#shared.landed(key), () => this.#local.landed(key))
   }
 
   /** Purges both stores. Without Redis the shared tokens cannot be purged: a 503, never a silent success. */
@@ -50,7 +73,7 @@ export class FallbackTokenStore implements TokenStore {
     return withFallback(this.#health, () => this.#shared.acquireMintLock(key, ttlMs), () => this.#local.acquireMintLock())
   }
 
-  waitForToken(key: TokenKey, timeoutMs: number): Promise<CachedToken | undefined> {
+  waitForToken(key: TokenKey, timeoutMs: number): Promise<Landed | undefined> {
     return withFallback(this.#health, () => this.#shared.waitForToken(key, timeoutMs), () => this.#local.waitForToken(key))
   }
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { OverrideStore } from '../admin/overrides.js'
-import { deriveCacheKeys } from '../cache/crypto.js'
+import { deriveCacheKeys, hashName } from '../cache/crypto.js'
 import { MemoryTokenStore } from '../cache/memory-store.js'
 import { RedisTokenStore } from '../cache/redis-store.js'
 import type { TokenStore } from '../cache/token-store.js'
@@ -9,7 +9,10 @@ import type { Counters } from '../counters/counters.js'
 import { MemoryCounters } from '../counters/memory-counters.js'
 import { RedisCounters } from '../counters/redis-counters.js'
 import type { ReadinessCheck } from '../routes/health.js'
+import { MemoryLedger, type QuotaLedger } from '../upstream/quota-ledger.js'
+import { RedisLedger } from '../upstream/redis-ledger.js'
 import { FallbackCounters } from './fallback-counters.js'
+import { FallbackLedger } from './fallback-ledger.js'
 import { FallbackTokenStore } from './fallback-store.js'
 import { RedisConnection, type RedisConnectionOptions } from './redis-connection.js'
 import { RedisOverrideStore } from './redis-overrides.js'
@@ -19,6 +22,8 @@ import { sharedRateLimitStore } from './rate-limit-store.js'
 export interface BrokerState {
   store: TokenStore
   counters: Counters
+  /** The tik.tools quota ledger, shared when replicas share state. */
+  ledger: QuotaLedger
   /** A @fastify/rate-limit store class, when the broker's own limits are shared. */
   rateLimitStore?: unknown
   /** Where operators' tenant patches are shared, when replicas share state. */
@@ -41,7 +46,7 @@ export interface StateOptions {
  */
 export async function createState(config: Config, log: FastifyBaseLogger, options: StateOptions = {}): Promise<BrokerState> {
   if (config.redisUrl === undefined) {
-    return { store: new MemoryTokenStore(), counters: new MemoryCounters(), readiness: [], close: async () => {} }
+    return { store: new MemoryTokenStore(), counters: new MemoryCounters(), ledger: new MemoryLedger(), readiness: [], close: async () => {} }
   }
   const prefix = options.keyPrefix ?? 'tkb:'
   const connection = await RedisConnection.open(config.redisUrl, log, options.redis)
@@ -49,14 +54,17 @@ export async function createState(config: Config, log: FastifyBaseLogger, option
   const keys = deriveCacheKeys({ encryptionKey: config.cacheEncryptionKey, apiKey: config.upstream.apiKey })
   const store = new FallbackTokenStore(new RedisTokenStore({ redis, keys, prefix }), connection)
   const counters = new FallbackCounters(new RedisCounters({ redis, prefix }), connection)
+  // One ledger per tik.tools key, named by a keyed hash of it: two deployments with other keys never share one.
+  const ledger = new FallbackLedger(new RedisLedger({ redis, prefix, keyId: hashName(keys.nameKey, 'quota-ledger', config.upstream.apiKey) }), connection)
   let closing: Promise<void> | undefined
   return {
     store,
     counters,
+    ledger,
     rateLimitStore: sharedRateLimitStore(redis, connection, `${prefix}rl:`),
     overrides: new RedisOverrideStore(redis, connection, prefix),
     readiness: [connection.readiness],
     // The stores first (idempotent: the app closes them too), the connection last.
-    close: () => (closing ??= Promise.allSettled([store.close(), counters.close()]).then(() => connection.close())),
+    close: () => (closing ??= Promise.allSettled([store.close(), counters.close(), ledger.close()]).then(() => connection.close())),
   }
 }

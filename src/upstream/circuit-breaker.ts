@@ -37,6 +37,11 @@ export class CircuitBreaker {
     return this.#openUntil > this.#now() ? 'open' : 'half-open'
   }
 
+  /** A call {@link tryAcquire} allowed was not made after all: a half-open trial is handed back. */
+  abandon(): void {
+    this.#trialSince = 0
+  }
+
   /** The upstream answered (even with a 4xx or a 429): it is up. */
   success(): void {
     this.#failures = 0

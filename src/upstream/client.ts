@@ -11,7 +11,7 @@ export interface MintRequest {
 
 /** What one upstream mint came to, already classified for the contract's error mapping. */
 export type MintOutcome =
-  | { ok: true; token: string; quota: QuotaObservation | undefined; status: number; latencyMs: number }
+  | { ok: true; token: string; quota: QuotaObservation | undefined; status: number; latencyMs: number; sentAt: number; receivedAt: number }
   | {
       ok: false
       kind: 'rate_limited' | 'error' | 'unavailable'
@@ -19,8 +19,12 @@ export type MintOutcome =
       status: number | 'timeout' | 'network'
       reason: string
       quota: QuotaObservation | undefined
-      retryAfterSeconds: number | undefined
+      /** `Retry-After` of a 429, in ms. */
+      retryAfterMs: number | undefined
       latencyMs: number
+      /** Epoch ms on the broker's clock: when the request left, when its answer (or failure) came. */
+      sentAt: number
+      receivedAt: number
     }
 
 export interface UpstreamClientOptions {
@@ -82,14 +86,15 @@ export class UpstreamClient {
   /** Asks tik.tools for a token; never throws, the outcome says what happened. */
   async mint(body: MintRequest): Promise<MintOutcome> {
     const started = performance.now()
+    const sentAt = this.#now()
     const latency = (): number => performance.now() - started
     const fail = (
       kind: 'rate_limited' | 'error' | 'unavailable',
       status: number | 'timeout' | 'network',
       reason: string,
       quota?: QuotaObservation,
-      retryAfterSeconds?: number,
-    ): MintOutcome => ({ ok: false, kind, status, reason, quota, retryAfterSeconds, latencyMs: latency() })
+      retryAfterMs?: number,
+    ): MintOutcome => ({ ok: false, kind, status, reason, quota, retryAfterMs, latencyMs: latency(), sentAt, receivedAt: this.#now() })
 
     let answer: Awaited<ReturnType<typeof request>>
     try {
@@ -113,11 +118,11 @@ export class UpstreamClient {
       return fail('unavailable', 'timeout', 'answer not completed', quota)
     }
     const status = answer.statusCode
-    if (status === 429) return fail('rate_limited', status, 'upstream quota exceeded', quota, readRetryAfter(answer.headers))
+    if (status === 429) return fail('rate_limited', status, 'upstream quota exceeded', quota, readRetryAfter(answer.headers, this.#now()))
     if (status !== 200) return fail('error', status, `upstream answered ${status}`, quota)
     const token = tokenOf(text)
     if (token === undefined) return fail('error', status, 'upstream answer has no token', quota)
-    return { ok: true, token, quota, status, latencyMs: latency() }
+    return { ok: true, token, quota, status, latencyMs: latency(), sentAt, receivedAt: this.#now() }
   }
 
   async close(): Promise<void> {

@@ -1,104 +1,118 @@
-import type { Counters, QuotaState } from '../counters/counters.js'
 import { BrokerError } from '../errors.js'
-import type { QuotaObservation } from './rate-limit-headers.js'
+import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, type LedgerAnswer, type LedgerState } from './ledger.js'
+import type { QuotaLedger, Reservation } from './quota-ledger.js'
 
-/** How long to stay away after a 429 that says nothing of when to come back. */
-const DEFAULT_BLOCK_MS = 60_000
+/** Why the ledger refused a mint without calling tik.tools: a block in force, or no call left in the window. */
+export type LedgerRefusal = 'blocked' | 'spent'
+
+export interface UpstreamQuotaOptions {
+  ledger: QuotaLedger
+  now?: () => number
+  /** Told of every refusal, for metrics. */
+  onRefusal?: (reason: LedgerRefusal) => void
+}
 
 /**
- * The upstream quota as last observed for the API key, shared through
- * {@link Counters}. While it is known to be spent no mint is attempted.
+ * The broker's view of the tik.tools quota for its API key: the gate every
+ * mint passes ({@link reserve} before the call, {@link record} after it) and
+ * the `X-RateLimit-*` headers of every answer. The rules are the ledger's
+ * (`ledger.ts`); this class keeps the last state it saw so that headers cost
+ * no round trip.
  */
 export class UpstreamQuota {
-  readonly #counters: Counters
+  readonly #ledger: QuotaLedger
   readonly #now: () => number
-  #local: QuotaState | undefined
-  #refreshedAt = 0
+  readonly #onRefusal: (reason: LedgerRefusal) => void
+  #known: LedgerState = EMPTY_LEDGER
+  #refreshedAt = -Infinity
+  #held = 0
 
-  constructor(counters: Counters, now: () => number = Date.now) {
-    this.#counters = counters
-    this.#now = now
+  constructor(options: UpstreamQuotaOptions) {
+    this.#ledger = options.ledger
+    this.#now = options.now ?? Date.now
+    this.#onRefusal = options.onRefusal ?? (() => {})
   }
 
-  /** The last observation this process knows, for `X-RateLimit-*` on answers served from cache. */
-  get current(): QuotaState | undefined {
-    return this.#local
+  /** The last state this process saw. */
+  get current(): LedgerState {
+    return this.#known
   }
 
-  /** `X-RateLimit-*` headers for the last observation, or none. */
-  headers(state: QuotaState | undefined = this.#local): Record<string, number> {
-    if (state === undefined || state.limit === null || state.remaining === null || state.reset === null) return {}
+  /** Reservations this process holds: mints on their way to tik.tools. */
+  get inFlight(): number {
+    return this.#held
+  }
+
+  /** Seconds left of the block in force (0 when none), as this process knows it. */
+  get blockSeconds(): number {
+    return blockSecondsLeft(this.#known, this.#now())
+  }
+
+  /** `X-RateLimit-*` of the latest window with the least `Remaining` seen for it, or none before any answer. */
+  headers(state: LedgerState = this.#known): Record<string, number> {
+    if (state.limit === null || state.remaining === null || state.reset === null) return {}
     return { 'x-ratelimit-limit': state.limit, 'x-ratelimit-remaining': state.remaining, 'x-ratelimit-reset': state.reset }
   }
 
-  /** Re-reads the shared state (another replica may have seen it spent). */
-  async refresh(): Promise<QuotaState | undefined> {
-    this.#refreshedAt = this.#now()
-    const shared = await this.#counters.readQuota()
-    if (shared !== undefined) this.#local = shared
-    return this.#local
-  }
-
   /**
-   * `X-RateLimit-*` for an answer served from cache: the last observation, read
-   * from the shared state at most once a second (other replicas mint too).
-   * Only a replica that has seen nothing yet waits for that read.
+   * `X-RateLimit-*` for an answer served from cache: the shared ledger is
+   * read at most once a second (other replicas mint too); only a process that
+   * has seen nothing yet waits for that read.
    */
   async headersForHit(): Promise<Record<string, number>> {
-    if (this.#now() - this.#refreshedAt >= 1000) {
-      const read = this.refresh().catch(() => this.#local)
-      if (this.#local === undefined) await read
+    const now = this.#now()
+    if (now - this.#refreshedAt >= 1000) {
+      this.#refreshedAt = now
+      const read = this.#ledger.read(now).then(
+        (state) => this.#absorb(state),
+        () => this.#known,
+      )
+      if (this.#known.reset === null) await read
     }
     return this.headers()
   }
 
-  /** Throws UPSTREAM_RATE_LIMITED when the quota is known to be spent. */
-  async assertAvailable(): Promise<void> {
-    const state = await this.refresh()
-    const waitMs = this.#blockedForMs(state)
-    if (waitMs > 0) throw this.exhausted(waitMs, state)
+  /**
+   * Reserves one mint against the quota. Throws `UPSTREAM_RATE_LIMITED`, with
+   * `Retry-After` and the upstream's headers, when a block holds or every call
+   * left in the window is already in flight. `ttlMs` bounds a reservation
+   * whose holder dies before it records.
+   */
+  async reserve(ttlMs: number): Promise<Reservation> {
+    const result = await this.#ledger.reserve(this.#now(), ttlMs)
+    const state = this.#absorb(result.state)
+    if (result.admission.ok && result.reservation !== undefined) {
+      this.#held += 1
+      return result.reservation
+    }
+    const refusal = result.admission.ok ? { reason: 'spent' as const, retryAfterMs: 1000 } : result.admission
+    this.#onRefusal(refusal.reason)
+    throw this.exhausted(refusal.retryAfterMs, state)
   }
 
-  #blockedForMs(state: QuotaState | undefined): number {
-    if (state === undefined) return 0
-    const now = this.#now()
-    const resetMs = state.reset === null ? 0 : state.reset * 1000
-    const spentUntil = state.remaining === 0 ? resetMs : 0
-    return Math.max(state.blockedUntil, spentUntil) - now
+  /** Records what an answer said and releases its reservation; answers the state after it. */
+  async record(reservation: Reservation, answer: LedgerAnswer): Promise<LedgerState> {
+    const observed = answerState(answer)
+    this.#held -= 1
+    this.#absorb(observed)
+    return this.#absorb(await this.#ledger.record(reservation, observed, this.#now()).catch(() => this.#known))
   }
 
-  /** The contract's 429 for a spent upstream quota, with `Retry-After` and the upstream's headers. */
-  exhausted(waitMs: number, state: QuotaState | undefined = this.#local, message?: string): BrokerError {
+  /** Releases a reservation whose call was never made (the breaker or the tenant's share refused it). */
+  async abandon(reservation: Reservation): Promise<void> {
+    this.#held -= 1
+    await this.#ledger.record(reservation, EMPTY_LEDGER, this.#now()).catch(() => undefined)
+  }
+
+  /** The contract's 429 for a spent upstream quota, with `Retry-After` (seconds) and the upstream's headers. */
+  exhausted(waitMs: number, state: LedgerState = this.#known, message?: string): BrokerError {
     return new BrokerError('UPSTREAM_RATE_LIMITED', message ?? 'The tik.tools quota is spent; retry later.', {
       headers: { ...this.headers(state), 'retry-after': Math.max(1, Math.ceil(waitMs / 1000)) },
     })
   }
 
-  /** Records the headers of a successful or failed answer. */
-  async observe(observation: QuotaObservation | undefined): Promise<void> {
-    if (observation === undefined) return
-    await this.#record({ ...observation, blockedUntil: 0 })
-  }
-
-  /** Records an upstream 429; answers how long the broker now stays away. */
-  async observeRejection(observation: QuotaObservation | undefined, retryAfterSeconds: number | undefined): Promise<number> {
-    const now = this.#now()
-    const candidates = [
-      observation !== undefined && observation.reset * 1000 > now ? observation.reset * 1000 : 0,
-      retryAfterSeconds !== undefined ? now + retryAfterSeconds * 1000 : 0,
-    ]
-    const blockedUntil = Math.max(...candidates) || now + DEFAULT_BLOCK_MS
-    await this.#record({
-      limit: observation?.limit ?? this.#local?.limit ?? null,
-      remaining: 0,
-      reset: observation?.reset ?? Math.ceil(blockedUntil / 1000),
-      blockedUntil,
-    })
-    return blockedUntil - now
-  }
-
-  async #record(state: QuotaState): Promise<void> {
-    this.#local = state
-    await this.#counters.writeQuota(state)
+  #absorb(state: LedgerState): LedgerState {
+    this.#known = joinLedger(this.#known, state)
+    return this.#known
   }
 }

@@ -17,19 +17,31 @@ function numberHeader(headers: Headers, name: string): number | undefined {
 
 /**
  * Reads `X-RateLimit-Limit/Remaining/Reset` from an upstream answer; undefined
- * when any is missing. A `Reset` that looks like a delay (below 10^9) rather
- * than a unix time is turned into one.
+ * when any is missing. `reset` comes back in unix seconds whatever the
+ * upstream sent: 10^12 or more is epoch milliseconds (CONTRACT "Sane values
+ * only"), below 10^9 a delay in seconds from `nowMs`.
  */
 export function readQuotaHeaders(headers: Headers, nowMs: number): QuotaObservation | undefined {
   const limit = numberHeader(headers, 'x-ratelimit-limit')
   const remaining = numberHeader(headers, 'x-ratelimit-remaining')
   let reset = numberHeader(headers, 'x-ratelimit-reset')
   if (limit === undefined || remaining === undefined || reset === undefined) return undefined
-  if (reset < 1_000_000_000) reset = Math.ceil(nowMs / 1000) + reset
+  if (reset >= 1_000_000_000_000) reset = Math.ceil(reset / 1000)
+  else if (reset < 1_000_000_000) reset = Math.ceil(nowMs / 1000) + reset
   return { limit, remaining, reset }
 }
 
-/** `Retry-After` in seconds from an upstream answer, when it gives one as a number. */
-export function readRetryAfter(headers: Headers): number | undefined {
-  return numberHeader(headers, 'retry-after')
+/**
+ * `Retry-After` of an upstream answer in milliseconds from `nowMs`, as
+ * RFC 9110 section 10.2.3 allows it: delay-seconds or an HTTP-date. Undefined
+ * when absent or unreadable; a date in the past is 0.
+ */
+export function readRetryAfter(headers: Headers, nowMs: number): number | undefined {
+  const seconds = numberHeader(headers, 'retry-after')
+  if (seconds !== undefined) return seconds * 1000
+  const raw = headers['retry-after']
+  const value = Array.isArray(raw) ? raw[0] : raw
+  if (value === undefined || !/[a-z]/i.test(value)) return undefined
+  const date = Date.parse(value)
+  return Number.isFinite(date) ? Math.max(0, date - nowMs) : undefined
 }

@@ -98,7 +98,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
         await sleep(60)
         await store.set(key('alice'), token('landed'), 10_000)
         await lock?.release()
-        t.same(await waiting, token('landed'))
+        t.same(await waiting, { token: token('landed') })
         t.ok(Date.now() - started < 1000, 'answered soon after it landed')
       })
 
@@ -128,10 +128,50 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
     t.test('waitForToken answers a stored token at once, and undefined without one or a lock', async (t) => {
       const store = await makeStore(t)
       await store.set(key('alice'), token('there'), 10_000)
-      t.same(await store.waitForToken(key('alice'), 5000), token('there'))
+      t.same(await store.waitForToken(key('alice'), 5000), { token: token('there') })
       const started = Date.now()
       t.equal(await store.waitForToken(key('bob'), 5000), undefined)
       t.ok(Date.now() - started < 500, 'no lock, no wait')
+    })
+
+    t.test('a purge moves the generation on: a mint that read the old one cannot store its token', async (t) => {
+      const store = await makeStore(t)
+      const before = await store.generation(key('alice'))
+      t.equal(await store.set(key('alice'), token('ok'), 10_000, before), true, 'stored while the generation holds')
+      const inFlight = await store.generation(key('alice'))
+      t.equal(await store.purgeSubject('acme', 'alice'), 1)
+      t.ok((await store.generation(key('alice'))) > inFlight, 'the generation moved on')
+      t.equal(await store.set(key('alice'), token('stale'), 10_000, inFlight), false, 'refused: minted before the purge')
+      t.equal(await store.get(key('alice')), undefined, 'and nothing stored')
+      t.equal(await store.set(key('alice'), token('fresh'), 10_000, await store.generation(key('alice'))), true)
+      t.same((await store.get(key('alice')))?.token, token('fresh').token)
+      t.equal(await store.set(key('bob'), token('bob'), 10_000, inFlight), true, "another subject's purge changes nothing for bob")
+      t.equal(await store.set(key(null), token('shared'), 10_000, 0), true, 'a token shared by grant has no subject to purge')
+    })
+
+    t.test('delete removes the token only if it is exactly the one given', async (t) => {
+      const store = await makeStore(t)
+      await store.set(key('alice'), token('cached'), 10_000)
+      t.equal(await store.delete(key('alice'), token('other').token), false)
+      t.ok(await store.get(key('alice')), 'another value changes nothing')
+      t.equal(await store.delete(key('alice'), token('cached').token), true)
+      t.equal(await store.get(key('alice')), undefined)
+      t.equal(await store.delete(key('bob'), 'x'), false, 'nothing cached: nothing deleted')
+    })
+
+    t.test('a failure lands under the key for its ttl; a token stored afterwards replaces it', async (t) => {
+      const store = await makeStore(t)
+      const failure = { code: 'UPSTREAM_ERROR' as const, message: 'tik.tools answered with an error.', headers: { 'retry-after': 5 } }
+      t.equal(await store.landed(key('alice')), undefined)
+      await store.setFailure(key('alice'), failure, 10_000)
+      t.same(await store.landed(key('alice')), { failure })
+      t.same(await store.waitForToken(key('alice'), 1000), { failure }, 'a waiter gets the failure at once')
+      t.equal(await store.landed(key('bob')), undefined, 'only that key')
+      await store.set(key('alice'), token('later'), 10_000)
+      t.same(await store.landed(key('alice')), { token: token('later') }, 'a token wins')
+      await store.setFailure(key('bob'), failure, 50)
+      await sleep(100)
+      t.equal(await store.landed(key('bob')), undefined, 'gone after its ttl')
     })
 
     t.test('close may be called twice', async (t) => {

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import type { Counters, QuotaState } from '../../src/counters/counters.js'
+import type { Counters } from '../../src/counters/counters.js'
 
-const quota = (q: Partial<QuotaState>): QuotaState => ({ limit: 60, remaining: 10, reset: 1_764_100_000, blockedUntil: 0, ...q })
 
 /** The behaviour every {@link Counters} shares; each implementation's test file runs it with a fresh instance. */
 export function countersContract(t: Test, name: string, make: (t: Test) => Promise<Counters>): void {
@@ -37,26 +36,6 @@ export function countersContract(t: Test, name: string, make: (t: Test) => Promi
       t.equal((await c.peek('p')).count, 1)
     })
 
-    t.test('quota: none at first; an observation is read back, nulls included', async (t) => {
-      const c = await make(t)
-      t.equal(await c.readQuota(), undefined)
-      await c.writeQuota(quota({}))
-      t.same(await c.readQuota(), quota({}))
-      const unknown = { limit: null, remaining: null, reset: null, blockedUntil: 1_764_100_000_123 }
-      await c.writeQuota(unknown)
-      t.same(await c.readQuota(), unknown)
-    })
-
-    t.test('quota: within one upstream window a block never moves back; a new window replaces it', async (t) => {
-      const c = await make(t)
-      await c.writeQuota(quota({ remaining: 0, blockedUntil: 1_764_100_000_500 }))
-      await c.writeQuota(quota({ remaining: 5, blockedUntil: 0 }))
-      t.same(await c.readQuota(), quota({ remaining: 5, blockedUntil: 1_764_100_000_500 }), 'same reset: the later block kept')
-      await c.writeQuota(quota({ remaining: 59, reset: 1_764_100_060, blockedUntil: 0 }))
-      t.same(await c.readQuota(), quota({ remaining: 59, reset: 1_764_100_060, blockedUntil: 0 }), 'new reset: replaced')
-      await c.writeQuota(quota({ reset: null, blockedUntil: 0 }))
-      t.equal((await c.readQuota())?.blockedUntil, 0, 'an unknown reset is never the same window')
-    })
 
     t.test('close may be called twice', async (t) => {
       const c = await make(t)

@@ -135,8 +135,6 @@ t.test('INTERNAL hides the cause and logs it', async (t) => {
       throw new TypeError('counter exploded')
     },
     peek: async () => ({ count: 0, resetInMs: 0 }),
-    readQuota: async () => undefined,
-    writeQuota: async () => {},
     close: async () => {},
   }
   const b = await buildBroker(t, { tenants: [acme({ limits: { upstreamMintsPerMinute: 5 } })], deps: { counters: broken } })

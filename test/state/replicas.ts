@@ -21,8 +21,8 @@ export async function startReplica(t: Test, config: Config, options: StateOption
   const sink = new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) })
   const logger = createLogger('info', sink)
   const state = await createState(config, logger, options)
-  const { store, counters, rateLimitStore, overrides, readiness } = state
-  const app = await buildApp(config, { logger, store, counters, rateLimitStore, overrides, readiness })
+  const { store, counters, ledger, rateLimitStore, overrides, readiness } = state
+  const app = await buildApp(config, { logger, store, counters, ledger, rateLimitStore, overrides, readiness })
   app.addHook('onClose', async () => state.close())
   await app.ready()
   t.teardown(() => app.close())

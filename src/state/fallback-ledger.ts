@@ -1,0 +1,73 @@
+import type { LedgerState } from '../upstream/ledger.js'
+import { MemoryLedger, type QuotaLedger, type Reservation, type ReserveResult } from '../upstream/quota-ledger.js'
+import type { RedisHealth } from './health.js'
+
+/**
+ * The shared quota ledger with this process's own copy beside it. Every
+ * shared call ships the local state, which Redis joins in: a block observed
+ * while Redis was away therefore reaches Redis with the first call after it
+ * returns, and can never be undone by the older shared state. While Redis is
+ * away, reservations are taken locally (this replica's mints only).
+ */
+export class FallbackLedger implements QuotaLedger {
+  readonly #shared: QuotaLedger
+  readonly #health: RedisHealth
+  readonly #local = new MemoryLedger()
+
+  constructor(shared: QuotaLedger, health: RedisHealth) {
+    this.#shared = shared
+    this.#health = health
+  }
+
+  /** What this process knows now, without a round trip. */
+  get state(): LedgerState {
+    return this.#local.state
+  }
+
+  /** Reservations this process holds locally (while Redis is away). */
+  inFlight(now: number): number {
+    return this.#local.inFlight(now)
+  }
+
+  async reserve(now: number, ttlMs: number, known?: LedgerState): Promise<ReserveResult> {
+    if (known !== undefined) this.#local.absorb(known)
+    if (this.#health.available) {
+      try {
+        const result = await this.#shared.reserve(now, ttlMs, this.#local.state)
+        this.#local.absorb(result.state)
+        return result
+      } catch (err) {
+        this.#health.noteFailure(err)
+      }
+    }
+    return this.#local.reserve(now, ttlMs)
+  }
+
+  async record(reservation: Reservation | undefined, observed: LedgerState, now: number): Promise<LedgerState> {
+    await this.#local.record(reservation?.shared === false ? reservation : undefined, observed)
+    if (this.#health.available) {
+      try {
+        return this.#local.absorb(await this.#shared.record(reservation?.shared === true ? reservation : undefined, this.#local.state, now))
+      } catch (err) {
+        this.#health.noteFailure(err)
+      }
+    }
+    return this.#local.state
+  }
+
+  async read(now: number, known?: LedgerState): Promise<LedgerState> {
+    if (known !== undefined) this.#local.absorb(known)
+    if (this.#health.available) {
+      try {
+        return this.#local.absorb(await this.#shared.read(now, this.#local.state))
+      } catch (err) {
+        this.#health.noteFailure(err)
+      }
+    }
+    return this.#local.state
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.#shared.close(), this.#local.close()])
+  }
+}
