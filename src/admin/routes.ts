@@ -19,7 +19,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 /** `/admin/*` (contract section 3): only with `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time. */
 async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
   const expected = digest(opts.adminToken)
-  const { tenants, store, counters, metrics, audit } = app.broker
+  const { tenants, store, tokens, counters, metrics, audit } = app.broker
 
   const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     reply.header('cache-control', 'no-store')
@@ -83,8 +83,11 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
       '/admin/tenants/:id/subjects/:subject/tokens',
       async (request, reply) => {
         const tenant = tenantOr404(request.params.id)
+        // The purge moves the subject's generation on even with nothing cached: a mint in flight is revoked too.
         const purged = await store.purgeSubject(tenant.id, request.params.subject)
-        if (purged === 0) throw new BrokerError('NOT_FOUND', 'No cached tokens for that subject.')
+        if (purged === 0 && !tokens.mintingFor(tenant.id, request.params.subject)) {
+          throw new BrokerError('NOT_FOUND', 'No cached tokens for that subject.')
+        }
         audit.adminChange('tokens.purge', tenant.id, { tokens: purged })
         return reply.code(204).send()
       },

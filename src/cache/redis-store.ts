@@ -225,7 +225,7 @@ export class RedisTokenStore implements TokenStore {
     if (json === undefined) return undefined
     try {
       const v = JSON.parse(json) as Partial<MintFailure>
-      const valid = typeof v.code === 'string' && v.code in ERRORS && typeof v.message === 'string' && typeof v.headers === 'object' && v.headers !== null
+      const valid = typeof v.code === 'string' && v.code in ERRORS && typeof v.message === 'string' && typeof v.headers === 'object' && v.headers !== null && typeof v.until === 'number'
       return valid ? (v as MintFailure) : undefined
     } catch {
       return undefined

@@ -29,7 +29,6 @@ const MINT_ATTEMPTS = 3
 
 const DEGRADED_LOCK: MintLock = { release: async () => {} }
 
-const asFailure = (err: BrokerError): MintFailure => ({ code: err.code, message: err.message, headers: err.headers })
 const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.message, { headers: f.headers })
 
 /**
@@ -92,6 +91,13 @@ export class TokenCache {
     return { token: shared.token, source: 'coalesced' }
   }
 
+  /** True while this process mints a token for one of the subject's keys (a purge then revokes that mint). */
+  mintingFor(tenantId: string, subject: string): boolean {
+    const prefix = tokenKeyId({ tenantId, subject, grant: '' })
+    for (const id of this.#inflight.keys()) if (id.startsWith(prefix)) return true
+    return false
+  }
+
   /** Drops the cached token only if it is exactly the one tik.tools refused; anything else changes nothing. */
   async #drop(key: TokenKey, rejected: string): Promise<void> {
     try {
@@ -120,7 +126,10 @@ export class TokenCache {
   /** What another mint of this key left that this request may be answered with: its token, or its failure (thrown). */
   #servable(landed: Landed | undefined, tenant: Tenant, rejected: string | undefined): ServedToken | undefined {
     if (landed === undefined) return undefined
-    if ('failure' in landed) throw fromFailure(landed.failure)
+    if ('failure' in landed) {
+      if (landed.failure.until <= this.#now()) return undefined
+      throw fromFailure(landed.failure)
+    }
     if (!this.#isFresh(landed.token, tenant) || landed.token.token === rejected) return undefined
     return { token: landed.token, source: 'coalesced' }
   }
@@ -156,7 +165,10 @@ export class TokenCache {
       try {
         minted = await minter.mint(tenant, grant)
       } catch (err) {
-        if (err instanceof BrokerError) await store.setFailure(key, asFailure(err), FAILURE_TTL_MS).catch(() => undefined)
+        if (err instanceof BrokerError) {
+          const failure = { code: err.code, message: err.message, headers: err.headers, until: this.#now() + FAILURE_TTL_MS }
+          await store.setFailure(key, failure, FAILURE_TTL_MS).catch(() => undefined)
+        }
         throw err
       }
       const { token } = minted

@@ -23,6 +23,8 @@ export interface MintFailure {
   code: ErrorCode
   message: string
   headers: Record<string, string | number>
+  /** Epoch ms (the broker's clock) after which it is no longer the answer of the current burst. */
+  until: number
 }
 
 /** What a mint left for a key: its token, or its failure (kept briefly, so that one burst costs one call). */

@@ -161,7 +161,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
 
     t.test('a failure lands under the key for its ttl; a token stored afterwards replaces it', async (t) => {
       const store = await makeStore(t)
-      const failure = { code: 'UPSTREAM_ERROR' as const, message: 'tik.tools answered with an error.', headers: { 'retry-after': 5 } }
+      const failure = { code: 'UPSTREAM_ERROR' as const, message: 'tik.tools answered with an error.', headers: { 'retry-after': 5 }, until: Date.now() + 10_000 }
       t.equal(await store.landed(key('alice')), undefined)
       await store.setFailure(key('alice'), failure, 10_000)
       t.same(await store.landed(key('alice')), { failure })
