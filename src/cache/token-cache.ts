@@ -38,7 +38,8 @@ const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.m
  * - a token is stored only if its subject was not purged while it was minted
  *   (purge generations); otherwise it is neither served nor cached, and minted again;
  * - a failed mint leaves its answer under the key for {@link FAILURE_TTL_MS},
- *   so that everyone waiting for it gets that answer instead of calling again;
+ *   so that everyone waiting for it (here, or on another replica) gets that
+ *   answer instead of calling again; a request that arrives after it mints anew;
  * - a `rejected` token (tik.tools refused it) is dropped if, and only if, it is
  *   the one cached for the key, and is never served again.
  */
@@ -123,10 +124,14 @@ export class TokenCache {
     return token.expiresAt * 1000 - this.#now() >= minRemainingFor(token, tenant.token.minRemaining) * 1000
   }
 
-  /** What another mint of this key left that this request may be answered with: its token, or its failure (thrown). */
-  #servable(landed: Landed | undefined, tenant: Tenant, rejected: string | undefined): ServedToken | undefined {
+  /**
+   * What another mint of this key left that this request may be answered
+   * with: its token, or — for a request that was waiting on it — its failure (thrown).
+   */
+  #servable(landed: Landed | undefined, tenant: Tenant, rejected: string | undefined, waited: boolean): ServedToken | undefined {
     if (landed === undefined) return undefined
     if ('failure' in landed) {
+      if (!waited) return undefined
       if (landed.failure.until <= this.#now()) return undefined
       throw fromFailure(landed.failure)
     }
@@ -142,7 +147,7 @@ export class TokenCache {
     let lock = await this.#lock(key, lockMs)
     if (lock === null) {
       // Another replica is minting this key: take what it leaves, token or failure.
-      const theirs = this.#servable(await store.waitForToken(key, lockMs).catch(() => undefined), tenant, rejected)
+      const theirs = this.#servable(await store.waitForToken(key, lockMs).catch(() => undefined), tenant, rejected, true)
       if (theirs !== undefined) return theirs
       lock = await this.#lock(key, lockMs)
       if (lock === null) {
@@ -150,7 +155,8 @@ export class TokenCache {
       }
     }
     try {
-      const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected)
+      // A failure left before this request arrived is not its answer: only those that waited share it.
+      const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected, false)
       if (landed !== undefined) return landed
       return await this.#mintAndStore(key, tenant, grant, generation)
     } finally {
