@@ -28,7 +28,7 @@ export interface ScriptedUpstream {
 
 /** An unsigned JWT-shaped token with these claims (the broker reads, never verifies, tik.tools' tokens); `raw` is the payload's JSON text. */
 export function fakeToken(claims: Record<string, unknown> | { raw: string }, tag = Math.random().toString(36).slice(2)): string {
-  const payload = 'raw' in claims ? claims.raw : JSON.stringify({ ...claims, jti: tag })
+  const payload = typeof claims.raw === 'string' ? claims.raw : JSON.stringify({ ...claims, jti: tag })
   return `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(payload).toString('base64url')}.c2ln${tag}`
 }
 

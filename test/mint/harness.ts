@@ -1,11 +1,7 @@
-import { Writable } from 'node:stream'
-import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { buildApp } from '../../src/app.js'
 import type { Tenant } from '../../src/config/tenant-schema.js'
-import { createLogger } from '../../src/logger.js'
-import { createState } from '../../src/state/index.js'
-import { acme, configFor, rememberSecret, userJwt } from '../helpers/broker.js'
+import { acme, configFor, rememberSecret } from '../helpers/broker.js'
+import { startReplica, type Replica } from '../state/replicas.js'
 
 /** A clock the test moves; starts at the real time so that user JWTs stay valid. */
 export interface Clock {
@@ -25,11 +21,8 @@ export function fakeClock(): Clock {
 
 export const ADMIN = 'admin-token-for-mint-tests-0123456789'
 
-export interface MintBroker {
-  app: FastifyInstance
-  logs: string[]
-  /** POST /v1/token for `subject` with `body` (default: creator a1). */
-  token(subject: string, body?: object): Promise<{ status: number; headers: Record<string, any>; body: any }>
+export interface MintBroker extends Replica {
+  /** DELETE /admin/tenants/acme/subjects/{subject}/tokens; answers the status. */
   purge(subject: string): Promise<number>
 }
 
@@ -40,52 +33,27 @@ export interface MintBroker {
 export async function mintBroker(
   t: Test,
   upstreamUrl: string,
-  options: { tenants?: Tenant[]; clock?: Clock; redis?: { url: string; prefix: string }; timeoutMs?: number } = {},
+  options: { tenants?: Tenant[]; clock?: Clock; redis?: { url: string; prefix: string } } = {},
 ): Promise<MintBroker> {
-  const logs: string[] = []
-  const sink = new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) })
-  const logger = createLogger('info', sink)
   const config = configFor(upstreamUrl, options.tenants ?? [acme()], {
     adminToken: ADMIN,
     ...(options.redis !== undefined && { redisUrl: options.redis.url }),
   })
-  config.upstream.timeoutMs = options.timeoutMs ?? 3000
-  const state = await createState(config, logger, options.redis !== undefined ? { keyPrefix: options.redis.prefix } : {})
-  const { store, counters, ledger, rateLimitStore, overrides, readiness } = state
-  const clock = options.clock
-  const app = await buildApp(config, {
-    logger,
-    store,
-    counters,
-    ledger,
-    rateLimitStore,
-    overrides,
-    readiness,
+  config.upstream.timeoutMs = 3000
+  const { clock, redis } = options
+  const replica = await startReplica(t, config, {
+    ...(redis !== undefined && { keyPrefix: redis.prefix }),
     ...(clock !== undefined && { now: () => clock.now }),
   })
-  app.addHook('onClose', async () => state.close())
-  await app.ready()
-  t.teardown(() => app.close())
-  const jwts = new Map<string, string>()
   return {
-    app,
-    logs,
-    async token(subject, body = { allowed_creators: ['a1'] }) {
-      let jwt = jwts.get(subject)
-      if (jwt === undefined) jwts.set(subject, (jwt = await userJwt(subject)))
-      const res = await app.inject({
-        method: 'POST',
-        url: '/v1/token',
-        headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-        payload: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      })
-      const parsed = res.json()
-      if (typeof parsed?.data?.token === 'string') rememberSecret(parsed.data.token)
-      return { status: res.statusCode, headers: res.headers, body: parsed }
+    ...replica,
+    async token(subject, body) {
+      const answer = await replica.token(subject, body)
+      if (typeof answer.body?.data?.token === 'string') rememberSecret(answer.body.data.token)
+      return answer
     },
     async purge(subject) {
-      const res = await app.inject({
+      const res = await replica.app.inject({
         method: 'DELETE',
         url: `/admin/tenants/acme/subjects/${subject}/tokens`,
         headers: { authorization: `Bearer ${ADMIN}` },

@@ -16,13 +16,14 @@ export interface Replica {
   ready(): Promise<number>
 }
 
-export async function startReplica(t: Test, config: Config, options: StateOptions = {}): Promise<Replica> {
+export async function startReplica(t: Test, config: Config, options: StateOptions & { now?: () => number } = {}): Promise<Replica> {
   const logs: string[] = []
   const sink = new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) })
   const logger = createLogger('info', sink)
   const state = await createState(config, logger, options)
   const { store, counters, ledger, rateLimitStore, overrides, readiness } = state
-  const app = await buildApp(config, { logger, store, counters, ledger, rateLimitStore, overrides, readiness })
+  const now = options.now !== undefined ? { now: options.now } : {}
+  const app = await buildApp(config, { logger, store, counters, ledger, rateLimitStore, overrides, readiness, ...now })
   app.addHook('onClose', async () => state.close())
   await app.ready()
   t.teardown(() => app.close())
