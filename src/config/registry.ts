@@ -2,7 +2,7 @@ import { Authenticator } from '../auth/authenticator.js'
 import type { JwksCache } from '../auth/jwt-verifier.js'
 import { ConfigError } from './errors.js'
 import { mergePatch } from './merge-patch.js'
-import { applyPatch, type TenantPatch } from './tenant-patch.js'
+import { applyPatch, tenantPatchSchema, type TenantPatch } from './tenant-patch.js'
 import type { Tenant } from './tenant-schema.js'
 
 /**
@@ -92,6 +92,8 @@ export class TenantRegistry {
       const patch = overrides.get(t.id)
       if (patch === undefined) return t
       try {
+        // Shared patches are data: only what an operator may PATCH is ever applied, whatever the store holds.
+        tenantPatchSchema.parse(patch)
         const applied = applyPatch(t, patch)
         next.set(t.id, patch)
         return applied
