@@ -32,6 +32,8 @@ export function createJwtVerifier(jwt: JwtAuthSettings, jwks: JwksCache, timeout
   const options = {
     algorithms: jwt.algorithms,
     clockTolerance: jwt.clockToleranceSeconds,
+    // A user token without `exp` would never expire (contract section 2).
+    requiredClaims: ['exp'],
     ...(jwt.issuer !== undefined && { issuer: jwt.issuer }),
     ...(jwt.audience !== undefined && { audience: jwt.audience }),
   }
