@@ -25,3 +25,12 @@ t.test('the verified-token memo never outlives exp', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50))
   t.equal((await b.token(short, { allowed_creators: ['a1'] })).status, 401, 'refused once expired, memo or not')
 })
+
+t.test('an exp past 2^53 (a token that never expires) is refused like no exp', async (t) => {
+  const b = await buildBroker(t, { tenants: [acme()] })
+  for (const exp of [1e300, Number.MAX_SAFE_INTEGER * 10]) {
+    const token = await new SignJWT({ sub: 'u1' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(ISSUER).setExpirationTime(exp).sign(key)
+    rememberSecret(token)
+    t.equal((await b.token(token, { allowed_creators: ['a1'] })).status, 401, `exp ${exp}`)
+  }
+})
