@@ -18,7 +18,14 @@ const claim = fc.oneof(
   fc.uniqueArray(name, { maxLength: 4 }).map((l) => l.join(', ')),
   fc.constantFrom(42, null, { a: 1 }, ['a1', 7]),
 )
-const policy = fc.record({
+interface Policy {
+  allowed: '*' | string[]
+  allowUnrestricted: boolean
+  withClaim: boolean
+  expireMax: number
+  wsMax: number
+}
+const policy: fc.Arbitrary<Policy> = fc.record({
   allowed: fc.oneof(fc.constant('*' as const), fc.uniqueArray(name, { maxLength: 5 })),
   allowUnrestricted: fc.boolean(),
   withClaim: fc.boolean(),
@@ -32,7 +39,7 @@ const body = fc.oneof(
   { weight: 1, arbitrary: fc.record({ expire_after: fc.oneof(fc.double(), fc.string()), colour: fc.string() }, { requiredKeys: [] }) },
 )
 
-function tenantFor(p: fc.infer<typeof policy>) {
+function tenantFor(p: Policy) {
   return tenant('acme', {
     auth: { jwt: { issuer: 'https://idp/', secret: USER_SECRET, ...(p.withClaim && { creatorsClaim: 'creators' }) } },
     creators: { allowed: p.allowed, allowUnrestricted: p.allowUnrestricted },
@@ -41,13 +48,13 @@ function tenantFor(p: fc.infer<typeof policy>) {
 }
 
 /** What this user may have at most: the tenant's list ∩ the claim (null: any creator). */
-function ceiling(p: fc.infer<typeof policy>, userClaim: unknown): Set<string> | null {
+function ceiling(p: Policy, userClaim: unknown): Set<string> | null {
   const tenantSet = p.allowed === '*' ? null : new Set(p.allowed)
   if (!p.withClaim) return tenantSet
   const claimed = Array.isArray(userClaim)
     ? userClaim.filter((c): c is string => typeof c === 'string')
     : typeof userClaim === 'string' ? userClaim.split(/[\s,]+/) : []
-  const set = new Set(claimed.filter((c) => NAMES.includes(c)))
+  const set = new Set<string>(claimed.filter((c) => NAMES.includes(c)))
   return tenantSet === null ? set : new Set([...set].filter((c) => tenantSet.has(c)))
 }
 
