@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
 import gracefulClose from './plugins/graceful-close.js'
 import limits from './plugins/limits.js'
+import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/connection-errors.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
 import clientJs from './routes/client-js.js'
@@ -68,6 +69,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 300 },
+    // Refusals that happen before any route or hook still answer in the contract's body.
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    frameworkErrors,
+    clientErrorHandler,
   })
   app.server.headersTimeout = 10_000
 

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { TenantRegistry } from '../config/registry.js'
 import type { TenantPatch } from '../config/tenant-patch.js'
 import { BrokerError } from '../errors.js'
-import type { OverrideStore } from './overrides.js'
+import type { OverrideStore, RejectedOverride } from './overrides.js'
 
 /**
  * Keeps this replica's tenants in step with the operators' patches in the
@@ -18,6 +18,8 @@ export class OverrideSync {
   #queue: Promise<unknown> = Promise.resolve()
   #timer: NodeJS.Timeout | undefined
   #stopped = false
+  /** Fingerprints of the stored values already reported as refused, so each is logged once, not every tick. */
+  #reported = new Set<string>()
 
   constructor(registry: TenantRegistry, store: OverrideStore, log: FastifyBaseLogger) {
     this.#registry = registry
@@ -41,12 +43,30 @@ export class OverrideSync {
     try {
       const version = await this.#store.version()
       if (version === this.#seen) return
-      const skipped = this.#registry.adoptOverrides(await this.#store.load())
+      const { patches, rejected } = await this.#store.load()
+      this.#report(rejected)
+      // A refused value keeps the override already in force: garbage written over a patch must not lift it.
+      const adopted = new Map(patches)
+      for (const r of rejected) {
+        const kept = this.#registry.override(r.tenantId)
+        if (kept !== undefined) adopted.set(r.tenantId, kept)
+      }
+      const skipped = this.#registry.adoptOverrides(adopted)
       if (skipped.length > 0) this.#log.warn({ tenants: skipped }, 'shared tenant overrides no longer fit; kept the previous ones')
       this.#seen = version
     } catch (err) {
       this.#log.warn({ err: { message: (err as Error).message } }, 'tenant overrides unavailable; keeping the current ones')
     }
+  }
+
+  #report(rejected: readonly RejectedOverride[]): void {
+    const current = new Set(rejected.map((r) => r.fingerprint))
+    for (const r of rejected) {
+      if (this.#reported.has(r.fingerprint)) continue
+      // The tenant id as stored may be anything; pino escapes it, and it is cut short.
+      this.#log.warn({ tenant: r.tenantId.slice(0, 64), reason: r.reason }, 'ignored a shared tenant override that is not authentic or not valid')
+    }
+    this.#reported = current
   }
 
   /**

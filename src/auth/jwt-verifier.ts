@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type { JwtAuthSettings } from '../config/tenant-schema.js'
 
 type KeySource = Uint8Array | KeyObject | JWTVerifyGetKey
@@ -32,6 +32,8 @@ export function createJwtVerifier(jwt: JwtAuthSettings, jwks: JwksCache, timeout
   const options = {
     algorithms: jwt.algorithms,
     clockTolerance: jwt.clockToleranceSeconds,
+    // A user token without `exp` would never expire (contract section 2).
+    requiredClaims: ['exp'],
     ...(jwt.issuer !== undefined && { issuer: jwt.issuer }),
     ...(jwt.audience !== undefined && { audience: jwt.audience }),
   }
@@ -39,6 +41,11 @@ export function createJwtVerifier(jwt: JwtAuthSettings, jwks: JwksCache, timeout
     remote: typeof key === 'function',
     async verify(token) {
       const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], options)
+      // jose takes any number; one past 2^53 (exp 1e300) is a token that never expires, so it is refused like no exp.
+      for (const claim of ['exp', 'nbf', 'iat'] as const) {
+        const v = payload[claim]
+        if (v !== undefined && !Number.isSafeInteger(Math.trunc(v))) throw new errors.JWTClaimValidationFailed(`"${claim}" is not a sane time`, payload, claim, 'check_failed')
+      }
       return payload
     },
   }

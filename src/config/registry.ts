@@ -1,8 +1,9 @@
 import { Authenticator } from '../auth/authenticator.js'
 import type { JwksCache } from '../auth/jwt-verifier.js'
+import { credentialOverlaps } from './credential-overlap.js'
 import { ConfigError } from './errors.js'
 import { mergePatch } from './merge-patch.js'
-import { applyPatch, type TenantPatch } from './tenant-patch.js'
+import { applyPatch, tenantPatchSchema, type TenantPatch } from './tenant-patch.js'
 import type { Tenant } from './tenant-schema.js'
 
 /**
@@ -51,6 +52,8 @@ export class TenantRegistry {
    * Throws a ConfigError (keeping the old set) when a tenant or a key is unusable.
    */
   replace(tenants: readonly Tenant[]): void {
+    const overlaps = credentialOverlaps(tenants)
+    if (overlaps.length > 0) throw new ConfigError(overlaps.map((o) => `tenants.${o.path.join('.')}: ${o.message}`))
     const effective = tenants.map((t) => applyPatch(t, this.#overrides.get(t.id)))
     let authenticator: Authenticator
     try {
@@ -92,6 +95,8 @@ export class TenantRegistry {
       const patch = overrides.get(t.id)
       if (patch === undefined) return t
       try {
+        // Shared patches are data: only what an operator may PATCH is ever applied, whatever the store holds.
+        tenantPatchSchema.parse(patch)
         const applied = applyPatch(t, patch)
         next.set(t.id, patch)
         return applied

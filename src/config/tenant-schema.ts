@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import { normaliseCreator, CREATOR_PATTERN } from '../policy/creators.js'
+import { credentialOverlaps } from './credential-overlap.js'
 
 /** Algorithms a tenant may accept; `none` is never among them. */
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const
@@ -133,9 +134,15 @@ const fileTenantSchema = tenantSchema.refine((t) => t.auth.jwt !== undefined || 
   path: ['auth'],
 })
 
-export const tenantsFileSchema = z.strictObject({
-  tenants: z.record(tenantIdSchema, fileTenantSchema).refine((t) => Object.keys(t).length > 0, 'at least one tenant is required'),
-})
+export const tenantsFileSchema = z
+  .strictObject({
+    tenants: z.record(tenantIdSchema, fileTenantSchema).refine((t) => Object.keys(t).length > 0, 'at least one tenant is required'),
+  })
+  .superRefine((file, ctx) => {
+    // One credential names one tenant: ambiguity is a configuration error, not a first-in-the-file-wins.
+    const tenants = Object.entries(file.tenants).map(([id, t]) => ({ id, auth: t.auth }))
+    for (const o of credentialOverlaps(tenants)) ctx.addIssue({ code: 'custom', path: ['tenants', ...o.path], message: o.message })
+  })
 
 export type TenantInput = z.input<typeof tenantSchema>
 export type TenantSettings = z.output<typeof tenantSchema>

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { hashApiKey } from '../auth/api-keys.js'
 import { unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
@@ -48,6 +49,20 @@ async function identify(request: FastifyRequest, reply: FastifyReply): Promise<v
   request.caller = { credential, tenant }
 }
 
+/**
+ * Whom a request counts against, decided before its body is judged, so that
+ * invalid requests spend limits too: the user's subject; in API-key mode the
+ * body's `subject` where it is a usable string, else the API key itself (a
+ * bucket of its own, under the same per-subject limit).
+ */
+function limitSubject(request: FastifyRequest, credential: Credential): string {
+  if (credential.mode === 'jwt') return credential.subject
+  const subject = (request.body as { subject?: unknown } | null | undefined)?.subject
+  if (typeof subject === 'string' && subject.length >= 1 && subject.length <= 256) return subject
+  const key = /^Bearer +(\S+)/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+  return `\u0000api-key:${hashApiKey(key)}`
+}
+
 /** `POST /v1/token`: authenticate, apply the broker's limits, decide the grant, serve it from cache or mint. */
 async function tokenRoute(app: FastifyInstance): Promise<void> {
   const { tokens, quota, metrics } = app.broker
@@ -56,11 +71,16 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   const count = async (request: FastifyRequest): Promise<void> => {
     metrics.request(request.tokenLog?.tenant ?? 'unknown', request.outcome ?? 'INTERNAL')
   }
-  app.post('/v1/token', { onRequest: identify, onResponse: count, schema: { response: responseSchema } }, async (request, reply) => {
+  // A body refused before the handler ran (not JSON, too large, wrong type) still counts, once.
+  const countRefused = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (request.caller === undefined || request.limitKey !== undefined) return
+    await limits.check(request, reply, request.caller.tenant, limitSubject(request, request.caller.credential)).catch(() => undefined)
+  }
+  app.post('/v1/token', { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema } }, async (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
+    await limits.check(request, reply, tenant, limitSubject(request, credential))
     const body = parseTokenRequest(request.body)
     const subject = subjectOf(credential, body)
-    await limits.check(request, reply, tenant, subject)
     const grant = grantFor(tenant, credential, subject, body)
     const served = await tokens.tokenFor(tenant, grant, body.rejected_token)
     metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)

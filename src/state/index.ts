@@ -15,7 +15,7 @@ import { FallbackCounters } from './fallback-counters.js'
 import { FallbackLedger } from './fallback-ledger.js'
 import { FallbackTokenStore } from './fallback-store.js'
 import { RedisConnection, type RedisConnectionOptions } from './redis-connection.js'
-import { RedisOverrideStore } from './redis-overrides.js'
+import { overrideMacKey, RedisOverrideStore } from './redis-overrides.js'
 import { sharedRateLimitStore } from './rate-limit-store.js'
 
 /** The state a broker keeps: in this process, or shared with other replicas through Redis. */
@@ -62,7 +62,7 @@ export async function createState(config: Config, log: FastifyBaseLogger, option
     counters,
     ledger,
     rateLimitStore: sharedRateLimitStore(redis, connection, `${prefix}rl:`),
-    overrides: new RedisOverrideStore(redis, connection, prefix),
+    overrides: new RedisOverrideStore(redis, connection, prefix, overrideMacKey({ cacheEncryptionKey: config.cacheEncryptionKey, apiKey: config.upstream.apiKey })),
     readiness: [connection.readiness],
     // The stores first (idempotent: the app closes them too), the connection last.
     close: () => (closing ??= Promise.allSettled([store.close(), counters.close(), ledger.close()]).then(() => connection.close())),

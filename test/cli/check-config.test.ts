@@ -25,13 +25,14 @@ async function okFile(t: Parameters<typeof tempDir>[0]): Promise<{ file: string;
     enabled: false
     auth:
       jwt:
+        issuer: https://auth.globex.example/
         publicKey: |
 ${pem.trim().split('\n').map((l) => `          ${l}`).join('\n')}
     creators: { allowed: "*" }
   initech:
     auth: { jwt: { jwksUrl: "https://auth.initech.example/jwks.json" } }
   keys-only:
-    auth: { apiKeys: ["${KEY_HASH}", "${hashApiKey('tkb_second-key')}"] }
+    auth: { apiKeys: ["${hashApiKey('tkb_first-key')}", "${hashApiKey('tkb_second-key')}"] }
 `,
   )
   return { file, pem }

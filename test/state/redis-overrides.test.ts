@@ -1,26 +1,28 @@
 import t from 'tap'
 import { createLogger } from '../../src/logger.js'
 import { RedisConnection } from '../../src/state/redis-connection.js'
-import { RedisOverrideStore } from '../../src/state/redis-overrides.js'
+import { overrideMacKey, RedisOverrideStore } from '../../src/state/redis-overrides.js'
+
+const KEY = overrideMacKey({ cacheEncryptionKey: undefined, apiKey: 'tt-live-api-key-1234567890' })
 import { redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
 
 t.test('replicas share patches; every save gives a new version', async (t) => {
   const { prefix } = await redisForTest(t)
   const connection = await RedisConnection.open(TEST_REDIS_URL, createLogger('silent'))
   t.teardown(() => connection.close())
-  const a = new RedisOverrideStore(connection.client, connection, prefix)
-  const b = new RedisOverrideStore(connection.client, connection, prefix)
+  const a = new RedisOverrideStore(connection.client, connection, prefix, KEY)
+  const b = new RedisOverrideStore(connection.client, connection, prefix, KEY)
   t.equal(await b.version(), '0', 'nothing saved yet')
-  t.same(await b.load(), new Map())
+  t.same((await b.load()).patches, new Map())
   const v1 = await a.save('acme', { limits: { perSubjectPerMinute: 5 } }, '0')
   t.not(v1, null)
   t.equal(await b.version(), v1)
-  t.same(await b.load(), new Map([['acme', { limits: { perSubjectPerMinute: 5 } }]]))
+  t.same(await b.load(), { patches: new Map([['acme', { limits: { perSubjectPerMinute: 5 } }]]), rejected: [] })
   t.equal(await b.save('acme', { enabled: true }, '0'), null, 'a save based on an old version is refused')
   const v2 = await a.save('acme', { enabled: false }, v1 as string)
   t.not(v2, v1)
   t.equal(await b.version(), v2)
-  t.same((await b.load()).get('acme'), { enabled: false }, 'the refused save changed nothing')
+  t.same((await b.load()).patches.get('acme'), { enabled: false }, 'the refused save changed nothing')
 })
 
 t.test('while Redis is away: the last version (a quiet poll), and a save is a 503', async (t) => {
@@ -28,7 +30,7 @@ t.test('while Redis is away: the last version (a quiet poll), and a save is a 50
   const connection = await RedisConnection.open(TEST_REDIS_URL, createLogger('silent'))
   t.teardown(() => connection.close())
   const health = { available: true, noteFailure() {}, onRecover() {} }
-  const store = new RedisOverrideStore(connection.client, health, prefix)
+  const store = new RedisOverrideStore(connection.client, health, prefix, KEY)
   await store.save('acme', { enabled: false }, '0')
   const seen = await store.version()
   health.available = false

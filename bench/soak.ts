@@ -1,0 +1,327 @@
+/**
+ * A bounded soak of the whole service on loopback: two replicas of the
+ * compiled broker sharing their own Redis, in front of the simulator, at a
+ * steady rate of cache hits, misses and bad requests, through upstream faults
+ * and one Redis restart. Prints totals and exits 1 when one is wrong.
+ *
+ *   npm run soak                      # 3 minutes
+ *   npm run soak -- --seconds 20      # the run `npm test` makes
+ *
+ * Needs `npm run build` (the script does it) and `redis-server` on the PATH.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once, setMaxListeners } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { freePort, spawnRedisServer } from '../test/helpers/redis.js'
+import {
+  BAD_KINDS, isContractError, keyOf, send, tokenProblem, TENANTS_YAML, userJwt, USER_SECRET, wantedFor, type Wanted,
+} from './soak-traffic.js'
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '180' }, rate: { type: 'string', default: '60' } } })
+const SECONDS = Number(values.seconds)
+const RATE = Number(values.rate)
+if (!(SECONDS >= 5) || !(RATE >= 1)) {
+  process.stderr.write('usage: soak [--seconds N (>= 5, default 180)] [--rate requests/s (default 60)]\n')
+  process.exit(2)
+}
+// Hanging upstream answers each wait on the simulator's close signal.
+setMaxListeners(10_000)
+const API_KEY = 'tt-soak-api-key-0123456789abcdef'
+const SIM_SECRET = 'soak-simulator-secret-0123456789abcdef'
+const DIST_MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url))
+const DIST_SIMULATOR = fileURLToPath(new URL('../dist/simulator/main.js', import.meta.url))
+const HOT_SUBJECTS = 40
+/** After a fault window ends, the circuit breaker may stay open this long (10 s) plus an upstream timeout. */
+const FAULT_GRACE_MS = 15_000
+
+interface Replica {
+  url: string
+  child: ChildProcess
+  output: string
+}
+
+function rssMiB(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024)
+}
+
+/** A compiled server in its own process (so the load generator's CPU never delays it), once `ready` answers 200. */
+async function startProcess(main: string, env: NodeJS.ProcessEnv, ready: string): Promise<Replica> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [main], { env: { ...env, PORT: String(port), SIM_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const replica: Replica = { url: `http://127.0.0.1:${port}`, child, output: '' }
+  child.stdout?.on('data', (d) => (replica.output += d))
+  child.stderr?.on('data', (d) => (replica.output += d))
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`a replica exited with ${child.exitCode}:\n${replica.output}`)
+    if (await fetch(`${replica.url}${ready}`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) return replica
+    if (Date.now() > deadline) throw new Error(`a replica did not get ready:\n${replica.output}`)
+    await sleep(50)
+  }
+}
+
+async function stopReplica(r: Replica): Promise<void> {
+  if (r.child.exitCode !== null) return
+  const exited = once(r.child, 'exit')
+  r.child.kill('SIGTERM')
+  const timer = setTimeout(() => r.child.kill('SIGKILL'), 20_000)
+  await exited
+  clearTimeout(timer)
+}
+
+const totals = {
+  requests: 0, ok: 0, hits: 0, misses: 0, bad: 0,
+  status5xx: 0, internal500: 0, upstream5xxInFaults: 0, unexplained5xx: 0,
+  wrongTokens: 0, unexpectedAnswers: 0, transportErrors: 0, tokenShared: 0, cachedNotServed: 0, cachedNotServedRedisSlow: 0,
+}
+/** Requests for cached keys that were not served: when, so they can be set beside the replicas' own Redis reports. */
+const notServed: Array<{ from: number; to: number; what: string }> = []
+
+/**
+ * When a replica said it was working from local state (Redis slow or away),
+ * from its log: between "not answering in time"/"unavailable" and "available again".
+ */
+function degradedPeriods(output: string, end: number): Array<[number, number]> {
+  const periods: Array<[number, number]> = []
+  let since: number | undefined
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue
+    let entry: { time?: number; msg?: string }
+    try {
+      entry = JSON.parse(line)
+    } catch {
+      continue
+    }
+    const msg = entry.msg ?? ''
+    const time = entry.time ?? 0
+    if (/using local state|redis command failed|token store .* failed|mint lock unavailable/.test(msg)) {
+      since ??= time
+      if (/command failed|token store|mint lock/.test(msg)) periods.push([time - 1000, time + 1000])
+    } else if (/redis available again/.test(msg) && since !== undefined) {
+      periods.push([since, time])
+      since = undefined
+    }
+  }
+  if (since !== undefined) periods.push([since, end])
+  return periods
+}
+const problems: string[] = []
+const note = (what: string) => (problems.length < 20 ? problems.push(what) : undefined)
+
+const sim = await startProcess(DIST_SIMULATOR, {
+  PATH: process.env.PATH, SIM_HOST: '127.0.0.1', SIM_API_KEYS: API_KEY, SIM_PER_MINUTE: '1000000', SIM_PER_DAY: '100000000', SIM_SECRET,
+}, '/__sim/stats')
+const simStats = async () => (await (await fetch(`${sim.url}/__sim/stats`)).json()) as { requests: number; mints: number; failures: number }
+/** Upstream calls a replica gave up on (timeouts): the simulator may still have minted for them. */
+async function timedOutCalls(r: Replica): Promise<number> {
+  const text = await (await fetch(`${r.url}/metrics`)).text()
+  return [...text.matchAll(/^tiktools_broker_upstream_mints_total\{[^}]*status="timeout"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0)
+}
+const redis = await spawnRedisServer()
+const dir = await mkdtemp(join(tmpdir(), 'tkb-soak-'))
+const tenantsFile = join(dir, 'tenants.yaml')
+await writeFile(tenantsFile, TENANTS_YAML)
+const env: NodeJS.ProcessEnv = {
+  PATH: process.env.PATH,
+  TIKTOOLS_API_KEY: API_KEY,
+  UPSTREAM_URL: sim.url,
+  UPSTREAM_TIMEOUT_MS: '2500',
+  TENANTS_FILE: tenantsFile,
+  SOAK_USER_SECRET: USER_SECRET,
+  REDIS_URL: redis.url,
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'warn',
+}
+const replicas: Replica[] = []
+let exitCode = 1
+try {
+  replicas.push(await startProcess(DIST_MAIN, env, '/readyz'), await startProcess(DIST_MAIN, env, '/readyz'))
+  const rssStart = replicas.map((r) => rssMiB(r.child.pid))
+  const simSecret = new TextEncoder().encode(SIM_SECRET)
+  const started = Date.now()
+  const at = (fraction: number) => started + SECONDS * 1000 * fraction
+
+  // Fault windows (simulator modes) and the Redis restart, apart from each other.
+  const faults: Array<{ from: number; to: number; mode: string }> = [
+    { from: at(0.15), to: at(0.22), mode: 'error500' },
+    { from: at(0.4), to: at(0.45), mode: 'malformed' },
+    { from: at(0.8), to: at(0.85), mode: 'hang' },
+  ]
+  const restartAt = at(0.6)
+  const inFaultWindow = (t0: number, t1: number) => faults.some((f) => t1 >= f.from && t0 <= f.to + FAULT_GRACE_MS)
+
+  const minted = new Map<string, string>() // grant key -> subject, for each key that got a token
+  // Keys whose token is in the shared cache: a request for one must be served, upstream faults or not.
+  // The Redis restart empties that cache, so the set starts over when Redis goes and once it is back.
+  const cached = new Set<string>()
+  let epoch = 0 // moves when the Redis restart begins and once it is over: answers across it are not judged
+  let sharing = true // false while Redis is restarting: a replica's tokens are then its own
+  const tokenOwner = new Map<string, string>()
+  let keysBeforeRestart = -1
+  let missSeq = 0
+  let i = 0
+
+  const scenario = (async () => {
+    for (const f of faults) {
+      await sleep(Math.max(0, f.from - Date.now()))
+      await fetch(`${sim.url}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: f.mode }) })
+      await sleep(Math.max(0, f.to - Date.now()))
+      await fetch(`${sim.url}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'ok' }) })
+      if (f.mode === 'malformed') {
+        await sleep(Math.max(0, restartAt - Date.now()))
+        keysBeforeRestart = minted.size
+        cached.clear()
+        epoch++
+        sharing = false
+        await redis.kill()
+        await sleep(2000)
+        await redis.start()
+        await sleep(3000) // every replica has reconnected: what it mints now is shared again
+        cached.clear()
+        epoch++
+        sharing = true
+      }
+    }
+  })()
+
+  async function tokenRequest(subject: string, wanted: Wanted, kind: 'hit' | 'miss', base: string): Promise<void> {
+    const sentAt = Date.now()
+    const key = keyOf(subject, wanted)
+    const mustServe = cached.has(key)
+    const sentEpoch = epoch
+    const body = JSON.stringify({ allowed_creators: wanted.creators, max_websockets: wanted.maxWebsockets, expire_after: wanted.expireAfter })
+    const res = await send(base, '/v1/token', { authorization: `Bearer ${await userJwt(subject)}`, 'content-type': 'application/json' }, body)
+    const doneAt = Date.now()
+    totals[kind === 'hit' ? 'hits' : 'misses']++
+    if (mustServe && epoch === sentEpoch && res.status !== 200) {
+      notServed.push({ from: sentAt, to: doneAt, what: `${key} via ${base.slice(-5)}: ${res.status} ${res.body?.code} at +${sentAt - started} ms` })
+    }
+    if (res.status === 0) return void (totals.transportErrors++, note(`transport error: ${res.body}`))
+    if (res.status >= 500) {
+      totals.status5xx++
+      if (res.status === 500 || !isContractError(res.body, res.status)) totals.internal500++
+      else if (inFaultWindow(sentAt, doneAt)) totals.upstream5xxInFaults++
+      else totals.unexplained5xx++
+      if (res.status === 500 || !inFaultWindow(sentAt, doneAt)) note(`${res.status} ${JSON.stringify(res.body)} at +${sentAt - started} ms`)
+      return
+    }
+    if (res.status !== 200) return void (totals.unexpectedAnswers++, note(`${kind} got ${res.status} ${JSON.stringify(res.body)}`))
+    totals.ok++
+    const problem = await tokenProblem(res.body, wanted, simSecret, doneAt)
+    const token = res.body?.data?.token as string | undefined
+    const owner = token === undefined ? undefined : tokenOwner.get(token)
+    if (token !== undefined && owner === undefined) tokenOwner.set(token, subject)
+    if (owner !== undefined && owner !== subject) totals.tokenShared++
+    if (problem !== undefined || (owner !== undefined && owner !== subject)) {
+      totals.wrongTokens++
+      note(`wrong token for ${subject}: ${problem ?? `served to ${owner} too`}`)
+    }
+    minted.set(key, subject)
+    if (sharing && epoch === sentEpoch) cached.add(key)
+  }
+
+  async function badRequest(n: number, base: string): Promise<void> {
+    const kind = BAD_KINDS[n % BAD_KINDS.length]!
+    const { path, headers, body } = await kind.build()
+    const res = await send(base, path, headers, body)
+    totals.bad++
+    if (res.status >= 500) {
+      totals.status5xx++
+      totals.internal500++
+    }
+    const cors = kind.name.includes('browser') ? res.headers['access-control-allow-origin'] !== undefined : true
+    if (res.status !== kind.status || !isContractError(res.body, kind.status) || res.body.code !== kind.code || !cors) {
+      totals.unexpectedAnswers++
+      note(`${kind.name}: ${res.status} ${typeof res.body === 'string' ? res.body.slice(0, 80) : JSON.stringify(res.body)}`)
+    }
+  }
+
+  // Steady rate: request i is due at started + i / RATE, whatever the answers take.
+  const deadline = started + SECONDS * 1000
+  const pending = new Set<Promise<void>>()
+  while (Date.now() < deadline) {
+    const due = started + (i * 1000) / RATE
+    if (due > Date.now()) await sleep(due - Date.now())
+    const n = i++
+    // Not n % 2: that would pin each repeat subject to one replica.
+    const base = replicas[Math.floor(n / 3) % replicas.length]!.url
+    const roll = (n * 37) % 100
+    const work =
+      roll < 55 ? tokenRequest(`hot-${n % HOT_SUBJECTS}`, wantedFor(n % HOT_SUBJECTS), 'hit', base)
+      : roll < 75 ? tokenRequest(`new-${missSeq}`, wantedFor(missSeq++), 'miss', base)
+      : badRequest(n, base)
+    totals.requests++
+    const p = work.catch((err: Error) => void note(`soak bug: ${err.stack}`)).finally(() => pending.delete(p))
+    pending.add(p)
+  }
+  await Promise.all(pending)
+  await scenario
+  const rssEnd = replicas.map((r) => rssMiB(r.child.pid))
+  // A cached key may miss while a replica works from local state (Redis too slow on a loaded machine): documented.
+  const slow = replicas.flatMap((r) => degradedPeriods(r.output, Date.now()))
+  for (const n of notServed) {
+    const explained = slow.some(([a, b]) => n.to >= a && n.from <= b)
+    if (explained) totals.cachedNotServedRedisSlow++
+    else {
+      totals.cachedNotServed++
+      note(`cached key not served: ${n.what}`)
+    }
+  }
+  const elapsed = (Date.now() - started) / 1000
+
+  const stats = await simStats()
+  // Each key needs one mint; the Redis restart empties the shared cache, so a key minted before it may be minted
+  // again by each replica while Redis is away and once after it is back; a call a replica gave up on (timeout)
+  // may have minted all the same.
+  const timeouts = (await Promise.all(replicas.map(timedOutCalls))).reduce((a, b) => a + b, 0)
+  const allowedMints = minted.size + 3 * Math.max(0, keysBeforeRestart) + timeouts
+  const logs = replicas.map((r) => r.output).join('')
+  const secretsInLogs = [API_KEY, USER_SECRET, SIM_SECRET].filter((s) => logs.includes(s)).length +
+    [...tokenOwner.keys()].filter((tok) => logs.includes(tok)).length
+  const rssGrowthOk = rssEnd.every((end, k) => end <= (rssStart[k] as number) + 200)
+
+  const rows: Array<[string, string | number, boolean]> = [
+    ['seconds', elapsed.toFixed(1), true],
+    ['requests (steady rate)', `${totals.requests} at ${RATE}/s`, totals.requests >= SECONDS * RATE * 0.9],
+    ['  token requests: repeat subjects / new subjects', `${totals.hits} / ${totals.misses}`, true],
+    ['  bad requests (each its contract 4xx)', totals.bad, true],
+    ['200 answers', totals.ok, totals.ok > 0],
+    ['5xx', totals.status5xx, true],
+    ['  500 or without the contract body (must be 0)', totals.internal500, totals.internal500 === 0],
+    ['  502/503 during an upstream fault (expected)', totals.upstream5xxInFaults, true],
+    ['  502/503 outside any fault window (must be 0)', totals.unexplained5xx, totals.unexplained5xx === 0],
+    ['unexpected answers (must be 0)', totals.unexpectedAnswers, totals.unexpectedAnswers === 0],
+    ['transport errors (must be 0)', totals.transportErrors, totals.transportErrors === 0],
+    ['wrong tokens (must be 0)', totals.wrongTokens, totals.wrongTokens === 0],
+    ['cached keys not served, faults or not (must be 0)', totals.cachedNotServed, totals.cachedNotServed === 0],
+    ['  ... while a replica reported Redis slow or away (fallback)', totals.cachedNotServedRedisSlow, true],
+    ['distinct keys served', minted.size, true],
+    ['upstream calls: total / minted / failed', `${stats.requests} / ${stats.mints} / ${stats.failures}`, true],
+    [`upstream mints <= keys + 3 x ${Math.max(0, keysBeforeRestart)} keys before the Redis restart + ${timeouts} timed out`, `${stats.mints} <= ${allowedMints}`, stats.mints <= allowedMints],
+    ['Redis restarted', keysBeforeRestart >= 0 ? 'yes' : 'no', keysBeforeRestart >= 0],
+    ['secrets or tokens in logs (must be 0)', secretsInLogs, secretsInLogs === 0],
+    ['RSS MiB per replica, start -> end', rssStart.map((s, k) => `${s} -> ${rssEnd[k]}`).join(', '), rssGrowthOk],
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  for (const [k, v, ok] of rows) process.stdout.write(`${ok ? ' ' : '!'} ${k.padEnd(width)}  ${v}\n`)
+  for (const p of problems) process.stdout.write(`  problem: ${p}\n`)
+  const failed = rows.filter(([, , ok]) => !ok).map(([k]) => k)
+  process.stdout.write(`SOAK_TOTALS ${JSON.stringify({ ...totals, distinctKeys: minted.size, upstream: stats, allowedMints, secretsInLogs, rssStart, rssEnd, failed })}\n`)
+  process.stdout.write(failed.length === 0 ? 'soak: OK\n' : `soak: FAILED (${failed.join('; ')})\n`)
+  exitCode = failed.length === 0 ? 0 : 1
+} catch (err) {
+  process.stderr.write(`soak: could not run: ${(err as Error).stack}\n`)
+} finally {
+  await Promise.all(replicas.map(stopReplica))
+  await redis.kill()
+  await stopReplica(sim)
+  await rm(dir, { recursive: true, force: true })
+}
+process.exit(exitCode)
