@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import type { Counters, QuotaState, WindowCount } from './counters.js'
 
@@ -38,7 +38,7 @@ const QUOTA_TTL_MS = 24 * 3600 * 1000
 
 /** Options of {@link RedisCounters}. */
 export interface RedisCountersOptions {
-  redis: Redis
+  redis: RedisClient
   /** Namespace of every key, default `tkb:`. */
   prefix?: string
   now?: () => number
@@ -54,7 +54,7 @@ const num = (s: string | undefined): number | null => (s === undefined || s === 
  * thrown; the state's fallback decides what they mean.
  */
 export class RedisCounters implements Counters {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #prefix: string
   readonly #now: () => number
   readonly #increment: RedisScript<[number, number]>

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { OverrideStore } from '../admin/overrides.js'
 import type { TenantPatch } from '../config/tenant-patch.js'
 import { BrokerError } from '../errors.js'
 import type { RedisHealth } from './health.js'
+import type { RedisClient } from './redis-client.js'
 import { defineScript, type RedisScript } from './redis-script.js'
 
 // Compare-and-set: the patch lands only if nobody saved since the caller looked.
@@ -27,14 +27,14 @@ const unavailable = () =>
  * has already seen. Patches hold no secrets (limits, switches, ranges).
  */
 export class RedisOverrideStore implements OverrideStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #health: RedisHealth
   readonly #patches: string
   readonly #version: string
   #lastVersion = '0'
   readonly #save: RedisScript<number>
 
-  constructor(redis: Redis, health: RedisHealth, prefix = 'tkb:') {
+  constructor(redis: RedisClient, health: RedisHealth, prefix = 'tkb:') {
     this.#redis = redis
     this.#health = health
     this.#save = defineScript(redis, 'tkbOverrideSave', 2, SAVE)
