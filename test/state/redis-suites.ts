@@ -126,6 +126,8 @@ export async function replicaPair(
     adminToken: ADMIN,
     logLevel: 'info',
   })
+  // Room for a loaded CI machine: an upstream timeout here would be a 503 that has nothing to do with Redis.
+  config.upstream.timeoutMs = 5000
   const options = { keyPrefix: prefix, redis: { connectTimeoutMs: 5000, ...opts.redis } }
   const a = await startReplica(t, config, options)
   const b = await startReplica(t, config, options)
@@ -141,7 +143,9 @@ export async function coldBurst(replicas: Replica[], subjects: string[], each: n
   )
   const tokensPer = new Map<string, Set<string>>()
   for (const r of answers) if (r.status === 200) (tokensPer.get(r.subject) ?? tokensPer.set(r.subject, new Set()).get(r.subject))?.add(r.body.data.token)
-  return { answers, statuses: [...new Set(answers.map((r) => r.status))], mintsPerKey: Math.max(0, ...[...tokensPer.values()].map((s) => s.size)) }
+  // Statuses with their codes, so that a failure says which refusal it was.
+  const statuses = [...new Set(answers.map((r) => (r.status === 200 ? 200 : `${r.status} ${r.body?.code} ${r.body?.message}`)))]
+  return { answers, statuses, mintsPerKey: Math.max(0, ...[...tokensPer.values()].map((s) => s.size)) }
 }
 
 export const admin = (replica: Replica, method: 'GET' | 'PATCH' | 'DELETE', url: string, body?: object) =>
