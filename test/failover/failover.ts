@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { until } from '../helpers/redis-topologies.js'
 import type { Replica } from '../state/replicas.js'
@@ -25,6 +26,8 @@ export async function traffic(replicas: Replica[], stop: AbortSignal, workers = 
         const subject = i % 5 === 4 ? `cold-${run}-${w}-${i}` : `warm-${(w * 3 + i) % 10}`
         const r = await replica.token(subject).catch(() => ({ status: 0, body: {}, ms: Infinity }))
         results.push({ status: r.status, code: (r.body as { code?: string }).code, at: Date.now(), ms: r.ms })
+        // Paced, so that a loaded CI machine still has time for the failover itself.
+        await sleep(5)
       }
     }),
   )

@@ -45,7 +45,11 @@ t.test('the primary killed: Sentinel promotes the replica, both broker replicas 
 
   const promoted = await until('Sentinel names a new primary', async () => (await topology.primaryPort()) === topology.replica.port, 20_000, 50)
   const promotedAfter = Date.now() - killedAt
-  const ready = await Promise.all([readyzBecomes(a, 200, 10_000), readyzBecomes(b, 200, 10_000)])
+  const ready = await Promise.all([readyzBecomes(a, 200, 15_000), readyzBecomes(b, 200, 15_000)]).catch(async (err: Error) => {
+    // What a stuck replica said, for the failure report.
+    for (const r of [a, b]) t.comment((await r.app.inject('/readyz')).body, r.logs.filter((l) => l.includes('redis')).slice(-4).join(''))
+    throw err
+  })
   const readyAfter = Date.now() - killedAt
   const shared = await sharedAgain(a, b, 5000)
   const sharedAfter = Date.now() - killedAt
