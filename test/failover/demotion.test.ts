@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { backendFor } from '../helpers/redis-backends.js'
 import { command, spawnRedis } from '../helpers/redis-topologies.js'
 import { admin, coldBurst, replicaPair, sharedStateSuite } from '../state/redis-suites.js'
-import { countLogs, noServerErrors, readyzBecomes, sharedAgain, timing, traffic } from './failover.js'
+import { countLogs, OUTAGE, noServerErrors, readyzBecomes, sharedAgain, timing, traffic } from './failover.js'
 
 // A managed Redis that fails over behind one address: the broker's Redis is
 // demoted to a replica of another server (REPLICAOF), so writes answer
@@ -56,7 +56,7 @@ t.test('demoted to a replica (READONLY): an outage without 5xx, then shared stat
   t.equal((await b.token('after-1')).body.data.cached, false, 'and the other replica sees it')
 
   for (const [name, r] of [['a', a], ['b', b]] as const) {
-    t.equal(countLogs(r, 'redis unavailable'), 1, `${name}: the outage logged once`)
+    t.equal(countLogs(r, OUTAGE), 1, `${name}: the outage logged once`)
     t.equal(countLogs(r, 'redis available again'), 1, `${name}: the recovery logged once`)
   }
   timing(t, 'demotion under a fixed address', {

@@ -65,7 +65,11 @@ export async function sharedAgain(a: Replica, b: Replica, ms: number): Promise<n
   )
 }
 
-export const countLogs = (replica: Replica, message: string): number => replica.logs.filter((l) => l.includes(message)).length
+/** The log lines that start an outage, whichever way it began (refused, gone, or too slow). */
+export const OUTAGE = /redis unavailable|redis is not answering in time/
+
+export const countLogs = (replica: Replica, message: string | RegExp): number =>
+  replica.logs.filter((l) => (typeof message === 'string' ? l.includes(message) : message.test(l))).length
 
 /** The one-line timing record a test prints (and the report quotes). */
 export function timing(t: Test, what: string, values: Record<string, number | string>): void {

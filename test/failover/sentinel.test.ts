@@ -8,7 +8,7 @@ import { backendFor } from '../helpers/redis-backends.js'
 import { SENTINEL_TIMINGS, startSentinels, until } from '../helpers/redis-topologies.js'
 import { API_KEY, requireDist, requestToken, userJwt, writeTenantsFile } from '../scale/processes.js'
 import { admin, coldBurst, patchSeen, replicaPair, sharedStateSuite } from '../state/redis-suites.js'
-import { countLogs, noServerErrors, readyzBecomes, sharedAgain, timing, traffic } from './failover.js'
+import { countLogs, OUTAGE, noServerErrors, readyzBecomes, sharedAgain, timing, traffic } from './failover.js'
 
 // A primary, a replica and three Sentinels (redis-server CONF --sentinel), the
 // broker given only the Sentinels (REDIS_SENTINELS + REDIS_SENTINEL_MASTER).
@@ -67,7 +67,7 @@ t.test('the primary killed: Sentinel promotes the replica, both broker replicas 
   t.equal(carol, 9, 'the patched limit of 9 holds across the replicas')
 
   for (const [name, r] of [['a', a], ['b', b]] as const) {
-    t.equal(countLogs(r, 'redis unavailable'), 1, `${name}: the outage logged once`)
+    t.equal(countLogs(r, OUTAGE), 1, `${name}: the outage logged once`)
     t.equal(countLogs(r, 'redis available again'), 1, `${name}: the recovery logged once`)
   }
   t.ok(readyAfter < 15_000, 'both followed within seconds')

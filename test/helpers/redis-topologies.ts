@@ -87,14 +87,40 @@ export interface RedisClusterProcesses {
   client(): Cluster
 }
 
-export async function startRedisCluster(t: Test, masters = 3): Promise<RedisClusterProcesses> {
-  const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']
-  const servers = await Promise.all(Array.from({ length: masters }, () => spawnRedis(t, args)))
+/** Primaries after `ms` without an answer are failed over to their replica: 2 s here, so that a failover fits in a test. */
+export const CLUSTER_NODE_TIMEOUT_MS = 2000
+
+/** The ports of the primaries as `node` sees them (CLUSTER NODES), failed ones left out. */
+export async function clusterPrimaries(port: number): Promise<number[]> {
+  const lines = String(await command(port, 'CLUSTER', 'NODES')).trim().split('\n')
+  return lines
+    .map((l) => l.split(' '))
+    .filter((f) => (f[2] ?? '').split(',').includes('master') && !(f[2] ?? '').includes('fail') && f[8] !== undefined)
+    .map((f) => Number(/:(\d+)@/.exec(f[1] ?? '')?.[1]))
+}
+
+export async function startRedisCluster(t: Test, masters = 3, replicasEach = 0): Promise<RedisClusterProcesses> {
+  const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS)]
+  const servers = await Promise.all(Array.from({ length: masters * (1 + replicasEach) }, () => spawnRedis(t, args)))
   const addresses = servers.map((s) => `127.0.0.1:${s.port}`)
-  const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 })
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicasEach), '--cluster-yes'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`)
   for (const s of servers) {
     await until(`cluster node ${s.port} ok`, async () => String(await command(s.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'), 15_000)
+  }
+  if (replicasEach > 0) {
+    // Every replica attached and in sync, or a failover has nobody to promote.
+    await until(
+      'every replica in sync',
+      async () => {
+        const infos = await Promise.all(servers.map((s) => command(s.port, 'INFO', 'replication').then(String)))
+        return infos.filter((i) => i.includes('role:slave') && i.includes('master_link_status:up')).length === masters * replicasEach
+      },
+      15_000,
+    )
   }
   const nodes = servers.map((s) => ({ host: '127.0.0.1', port: s.port }))
   return {
