@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { reloadTenants } from './admin/reload.js'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config/index.js'
+import { describeRedisTarget, redisTargetOf } from './config/redis-target.js'
 import { createLogger } from './logger.js'
 import { createState } from './state/index.js'
 
@@ -51,8 +52,14 @@ async function main(): Promise<void> {
   })
 
   await app.listen({ host: config.server.host, port: config.server.port })
+  const redis = redisTargetOf(config)
   logger.info(
-    { tenants: config.tenants.map((t) => t.id), upstream: config.upstream.url, store: config.redisUrl === undefined ? 'memory' : 'redis' },
+    {
+      tenants: config.tenants.map((t) => t.id),
+      upstream: config.upstream.url,
+      store: redis === undefined ? 'memory' : 'redis',
+      ...(redis !== undefined && { redis: describeRedisTarget(redis) }),
+    },
     'tiktools-broker ready',
   )
 }

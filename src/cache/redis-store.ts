@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { hashName, ValueSealer, type CacheKeys } from './crypto.js'
 import { ERRORS } from '../errors.js'
@@ -60,7 +60,7 @@ return {-1}`
 
 /** Options of {@link RedisTokenStore}. */
 export interface RedisTokenStoreOptions {
-  redis: Redis
+  redis: RedisClient
   keys: CacheKeys
   /** Namespace of every key, default `tkb:`; tests use their own. */
   prefix?: string
@@ -85,7 +85,7 @@ interface Names {
  * Redis errors are thrown; the state's FallbackTokenStore decides what they mean.
  */
 export class RedisTokenStore implements TokenStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #nameKey: Uint8Array
   readonly #sealer: ValueSealer
   readonly #prefix: string

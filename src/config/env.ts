@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigError, formatIssues } from './errors.js'
+import { booleanFlag, hostPortList, redisIssues } from './redis-target.js'
 
 const list = z
   .string()
@@ -30,10 +31,19 @@ export const envSchema = z.object({
   CORS_ORIGINS: list,
   BROKER_API_KEYS: list,
   REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }).optional()),
+  REDIS_SENTINELS: hostPortList,
+  REDIS_SENTINEL_MASTER: optionalText,
+  REDIS_CLUSTER_NODES: hostPortList,
+  REDIS_USERNAME: optionalText,
+  REDIS_PASSWORD: optionalText,
+  REDIS_TLS: booleanFlag,
   CACHE_ENCRYPTION_KEY: optionalText,
   ADMIN_TOKEN: optionalText,
   AUDIT_SUBJECTS: z.enum(['hashed', 'plain']).default('hashed'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((env, ctx) => {
+  // Exactly one Redis form, each complete: the issue names the variable to change.
+  for (const issue of redisIssues(env)) ctx.addIssue({ code: 'custom', path: [issue.variable], message: issue.message })
 })
 
 export type Env = z.output<typeof envSchema>

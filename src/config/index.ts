@@ -1,10 +1,12 @@
 import { ConfigError, formatIssues } from './errors.js'
 import { parseEnv, type Env } from './env.js'
+import { redisTargetFromEnv, type RedisTarget } from './redis-target.js'
 import { readTenantsFile } from './tenants-file.js'
 import { tenantSchema, type Tenant, type TenantInput } from './tenant-schema.js'
 
 export { ConfigError } from './errors.js'
 export type { Tenant } from './tenant-schema.js'
+export type { RedisTarget } from './redis-target.js'
 
 /** Everything the broker needs to run, parsed and validated once. */
 export interface Config {
@@ -14,6 +16,8 @@ export interface Config {
   tenantsFile: string | undefined
   tenants: Tenant[]
   redisUrl: string | undefined
+  /** The shared state's Redis in any of its forms (URL, Sentinel, Cluster); where unset, `redisUrl` alone decides. */
+  redis?: RedisTarget | undefined
   cacheEncryptionKey: string | undefined
   adminToken: string | undefined
   logLevel: Env['LOG_LEVEL']
@@ -102,6 +106,7 @@ export async function loadConfig(rawEnv: NodeJS.ProcessEnv): Promise<Config> {
     tenantsFile: env.TENANTS_FILE,
     tenants,
     redisUrl: env.REDIS_URL,
+    redis: redisTargetFromEnv(env),
     cacheEncryptionKey: env.CACHE_ENCRYPTION_KEY,
     adminToken: env.ADMIN_TOKEN,
     logLevel: env.LOG_LEVEL,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import type { Counters, WindowCount } from './counters.js'
 
@@ -21,7 +21,7 @@ return {tonumber(n), ttl}`
 
 /** Options of {@link RedisCounters}. */
 export interface RedisCountersOptions {
-  redis: Redis
+  redis: RedisClient
   /** Namespace of every key, default `tkb:`. */
   prefix?: string
 }
@@ -33,7 +33,7 @@ export interface RedisCountersOptions {
  * thrown; the state's fallback decides what they mean.
  */
 export class RedisCounters implements Counters {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #prefix: string
   readonly #increment: RedisScript<[number, number]>
   readonly #peek: RedisScript<[number, number]>

@@ -5,6 +5,7 @@ import { MemoryTokenStore } from '../cache/memory-store.js'
 import { RedisTokenStore } from '../cache/redis-store.js'
 import type { TokenStore } from '../cache/token-store.js'
 import type { Config } from '../config/index.js'
+import { redisTargetOf } from '../config/redis-target.js'
 import type { Counters } from '../counters/counters.js'
 import { MemoryCounters } from '../counters/memory-counters.js'
 import { RedisCounters } from '../counters/redis-counters.js'
@@ -40,16 +41,18 @@ export interface StateOptions {
 }
 
 /**
- * Builds the state the configuration asks for: memory without `REDIS_URL`;
- * with it, Redis-backed stores that fall back to memory while Redis is away.
+ * Builds the state the configuration asks for: memory without Redis; with
+ * one (URL, Sentinel or Cluster form), Redis-backed stores that fall back to
+ * memory while Redis is away or refuses writes.
  * Never fails because Redis is down: the broker starts degraded and recovers by itself.
  */
 export async function createState(config: Config, log: FastifyBaseLogger, options: StateOptions = {}): Promise<BrokerState> {
-  if (config.redisUrl === undefined) {
+  const target = redisTargetOf(config)
+  if (target === undefined) {
     return { store: new MemoryTokenStore(), counters: new MemoryCounters(), ledger: new MemoryLedger(), readiness: [], close: async () => {} }
   }
   const prefix = options.keyPrefix ?? 'tkb:'
-  const connection = await RedisConnection.open(config.redisUrl, log, options.redis)
+  const connection = await RedisConnection.open(target, log, { keyPrefix: prefix, ...options.redis })
   const redis = connection.client
   const keys = deriveCacheKeys({ encryptionKey: config.cacheEncryptionKey, apiKey: config.upstream.apiKey })
   const store = new FallbackTokenStore(new RedisTokenStore({ redis, keys, prefix }), connection)

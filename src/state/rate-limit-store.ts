@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
-import type { Redis } from 'ioredis'
 import type { RedisHealth } from './health.js'
+import type { RedisClient } from './redis-client.js'
 
 /** What a @fastify/rate-limit store answers for a key. */
 interface RateLimitCount {
@@ -34,7 +34,7 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore') as new (
 const RedisStore = require('@fastify/rate-limit/store/RedisStore') as new (
   continueExceeding: boolean | undefined,
   exponentialBackoff: boolean | undefined,
-  redis: Redis,
+  redis: RedisClient,
   key: string,
 ) => RateLimitStore
 
@@ -49,7 +49,7 @@ const LOCAL_ENTRIES = 100_000
  * @example
  * await app.register(rateLimit, { store: sharedRateLimitStore(connection.client, connection) })
  */
-export function sharedRateLimitStore(redis: Redis, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
+export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
   class SharedRateLimitStore implements RateLimitStore {
     readonly #shared: RateLimitStore
     readonly #local: RateLimitStore

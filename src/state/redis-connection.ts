@@ -1,79 +1,90 @@
-import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import { describeRedisTarget, type RedisTarget } from '../config/redis-target.js'
 import type { ReadinessCheck } from '../routes/health.js'
 import type { RedisHealth } from './health.js'
+import { createRedisClient, tagsOnEveryPrimary, type RedisClient, type RedisClientOptions } from './redis-client.js'
 
 /** Timings of the shared connection; the defaults suit a Redis on the same network. */
-export interface RedisConnectionOptions {
-  /** Every command's bound: a slow Redis must not hold a request. Default 400 ms. */
-  commandTimeoutMs?: number
-  connectTimeoutMs?: number
-  /** Longest pause between reconnect attempts, which go on forever. Default 1000 ms. */
-  maxRetryDelayMs?: number
-  /** How long a timed-out Redis is left alone before a PING probes it. Default 1000 ms. */
+export interface RedisConnectionOptions extends RedisClientOptions {
+  /** How often an unavailable Redis is probed with a write. Default 1000 ms. */
   probeAfterMs?: number
-}
-
-type Condition = 'starting' | 'up' | 'down' | 'slow'
-
-const ERROR_LOG_INTERVAL_MS = 60_000
-
-/** `host:port/db` of a Redis URL, never its password. */
-function describe(url: string): string {
-  const u = new URL(url)
-  return `${u.host}${u.pathname === '/' ? '' : u.pathname}`
+  /** Namespace of the health key this process writes, default `tkb:`. */
+  keyPrefix?: string
 }
 
 /**
- * The one ioredis client of a broker, configured to fail fast (no offline
- * queue, bounded commands, endless capped reconnects), and its health: every
- * change is logged once, never per command.
+ * up: connected and writes work. slow: connected, not answering in time.
+ * replica: answering, but refusing writes (READONLY: demoted, or not yet
+ * re-resolved). down: not connected.
+ */
+type Condition = 'starting' | 'up' | 'slow' | 'replica' | 'down'
+
+const ERROR_LOG_INTERVAL_MS = 60_000
+/** The health key outlives a few probes, never more. */
+const HEALTH_TTL_MS = 30_000
+
+// Answers that mean "no writable primary here right now": an outage, not a failed call.
+const REPLICA = /^(READONLY|MASTERDOWN|NOREPLICAS)\b|can't write against a read only replica/
+const NO_PRIMARY = /^(CLUSTERDOWN|LOADING|TRYAGAIN)\b|isn't writeable|isn't ready|Connection is closed|All sentinels are unreachable|ECONNREFUSED|ECONNRESET|EPIPE/
+
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+
+/**
+ * The one ioredis client of a broker (one Redis, a Sentinel-managed primary
+ * or a Cluster) and its health. Available means "writes work": the client is
+ * connected and a write to this process's health key succeeded. A refused
+ * write (READONLY after a failover) is an outage that a probe ends as soon as
+ * the client has found a writable primary. Every change of availability is
+ * logged once, never per command.
  */
 export class RedisConnection implements RedisHealth {
-  readonly client: Redis
+  readonly client: RedisClient
+  /** The form and addresses, for logs and `/readyz`; never a password. */
+  readonly target: string
   readonly #log: FastifyBaseLogger
-  readonly #target: string
   readonly #probeAfterMs: number
+  readonly #healthTag: string
+  readonly #prefix: string
   readonly #recover = new Set<() => void>()
+  readonly #settled: Promise<void>
+  #settle: () => void = () => {}
   #condition: Condition = 'starting'
+  #reason: string | undefined
   #probe: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
 
-  constructor(url: string, log: FastifyBaseLogger, options: RedisConnectionOptions = {}) {
+  constructor(target: RedisTarget | string, log: FastifyBaseLogger, options: RedisConnectionOptions = {}) {
+    const t: RedisTarget = typeof target === 'string' ? { kind: 'url', url: target, tls: false } : target
     this.#log = log
-    this.#target = describe(url)
+    this.target = describeRedisTarget(t)
     this.#probeAfterMs = options.probeAfterMs ?? 1000
-    const maxDelay = options.maxRetryDelayMs ?? 1000
-    this.client = new Redis(url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: options.commandTimeoutMs ?? 400,
-      connectTimeout: options.connectTimeoutMs ?? 2000,
-      // A command cut off by a lost connection is not sent again: an INCR could count twice.
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (attempt) => Math.min(50 * attempt, maxDelay),
-      lazyConnect: false,
-      connectionName: 'tiktools-broker',
+    this.#prefix = options.keyPrefix ?? 'tkb:'
+    this.#healthTag = `health:${randomBytes(6).toString('hex')}`
+    this.#settled = new Promise((resolve) => (this.#settle = resolve))
+    this.client = createRedisClient(t, options)
+    this.client.on('ready', () => void this.#verify())
+    this.client.on('error', (err: Error) => {
+      // A Cluster reports a failed slot refresh as an error while it still serves; its 'close' says when it does not.
+      if (!(this.client instanceof Cluster) || this.client.status !== 'ready') this.#become('down', err)
     })
-    this.client.on('ready', () => this.#become('up'))
-    this.client.on('error', (err: Error) => this.#become('down', err))
     this.client.on('close', () => this.#become('down'))
   }
 
-  /** Connects, waiting at most `connectTimeoutMs` for the first answer; a Redis that is down does not stop the start. */
-  static async open(url: string, log: FastifyBaseLogger, options: RedisConnectionOptions = {}): Promise<RedisConnection> {
-    const connection = new RedisConnection(url, log, options)
-    const { client } = connection
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer)
-        client.off('ready', done).off('error', done)
-        resolve()
-      }
-      const timer = setTimeout(done, options.connectTimeoutMs ?? 2000)
-      client.once('ready', done).once('error', done)
-    })
+  /**
+   * Connects, waiting at most `connectTimeoutMs` for a first writable answer;
+   * a Redis that is down (or read-only) does not stop the start.
+   *
+   * @example
+   * const connection = await RedisConnection.open({ kind: 'sentinel', name: 'mymaster', sentinels, tls: false }, log)
+   */
+  static async open(target: RedisTarget | string, log: FastifyBaseLogger, options: RedisConnectionOptions = {}): Promise<RedisConnection> {
+    const connection = new RedisConnection(target, log, options)
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([connection.#settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.connectTimeoutMs ?? 2000)))])
+    clearTimeout(timer)
     if (connection.#condition === 'starting') connection.#become('down')
     return connection
   }
@@ -84,15 +95,18 @@ export class RedisConnection implements RedisHealth {
 
   noteFailure(err: unknown): void {
     if (!this.available) return
-    const message = err instanceof Error ? err.message : String(err)
+    const message = messageOf(err)
     if (/timed out/i.test(message)) {
       // Connected but not answering: stop paying the timeout on every request; probe instead.
-      this.#become('slow', err as Error)
-      this.#scheduleProbe()
+      this.#become('slow', err)
+    } else if (REPLICA.test(message)) {
+      this.#become('replica', err)
+    } else if (NO_PRIMARY.test(message)) {
+      this.#become('down', err)
     } else if (Date.now() - this.#lastErrorLog >= ERROR_LOG_INTERVAL_MS) {
-      // Answering, but refusing (OOM, READONLY, ...): each call falls back; say so, not every time.
+      // Answering, but refusing this call (OOM, a script error, ...): each call falls back; say so, not every time.
       this.#lastErrorLog = Date.now()
-      this.#log.warn({ redis: this.#target, reason: message }, 'redis command failed; served from local state (logged at most once a minute)')
+      this.#log.warn({ redis: this.target, reason: message }, 'redis command failed; served from local state (logged at most once a minute)')
     }
   }
 
@@ -100,15 +114,16 @@ export class RedisConnection implements RedisHealth {
     this.#recover.add(listener)
   }
 
-  /** `/readyz`: a PING, bounded by the command timeout. */
+  /** `/readyz`: a write (SET with PX on this process's health key), bounded by the command timeout. */
   readonly readiness: ReadinessCheck = async () => {
-    if (!this.available) return 'redis: unavailable'
+    if (!this.available) return this.#unready()
     try {
-      await this.client.ping()
+      await this.#write()
       return undefined
     } catch (err) {
       this.noteFailure(err)
-      return 'redis: unavailable'
+      this.#reason = messageOf(err)
+      return this.#unready()
     }
   }
 
@@ -116,6 +131,7 @@ export class RedisConnection implements RedisHealth {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearTimeout(this.#probe)
+      this.#settle()
       if (this.client.status === 'ready') {
         await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())])
       }
@@ -124,31 +140,71 @@ export class RedisConnection implements RedisHealth {
     return this.#closing
   }
 
+  #unready(): string {
+    const why = this.#condition === 'replica' ? 'writes refused (a replica; waiting for a primary)' : this.#condition === 'slow' ? 'not answering in time' : 'not connected'
+    return `redis: unavailable, ${why} [${this.target}]${this.#reason !== undefined ? `: ${this.#reason}` : ''}`
+  }
+
+  /** One write per primary: the health key, expiring by itself. */
+  async #write(): Promise<void> {
+    const client = this.client
+    if (client instanceof Cluster) {
+      const tags = tagsOnEveryPrimary(client, this.#healthTag)
+      if (tags.length === 0) throw new Error('CLUSTERDOWN the slot map is not known yet')
+      await Promise.all(tags.map((tag) => client.set(`${this.#prefix}{${tag}}`, '1', 'PX', HEALTH_TTL_MS)))
+    } else {
+      await client.set(`${this.#prefix}{${this.#healthTag}}`, '1', 'PX', HEALTH_TTL_MS)
+    }
+  }
+
+  /** Connected (again): available once a write goes through. */
+  async #verify(): Promise<void> {
+    try {
+      await this.#write()
+      this.#become('up')
+    } catch (err) {
+      const message = messageOf(err)
+      this.#become(REPLICA.test(message) ? 'replica' : /timed out/i.test(message) ? 'slow' : 'down', err)
+    }
+  }
+
   #scheduleProbe(): void {
     clearTimeout(this.#probe)
-    if (this.#closing !== undefined) return
+    if (this.#closing !== undefined || this.#condition === 'up') return
     this.#probe = setTimeout(() => {
-      this.client.ping().then(
-        () => this.#condition === 'slow' && this.#become('up'),
-        () => this.#condition === 'slow' && this.#scheduleProbe(),
-      )
+      if (this.#condition === 'up' || this.#closing !== undefined) return
+      // A probe only while connected: a reconnect ends in 'ready', which verifies by itself.
+      if (this.client.status === 'ready') void this.#verify().then(() => this.#scheduleProbe())
+      else this.#scheduleProbe()
     }, this.#probeAfterMs)
     this.#probe.unref()
   }
 
-  #become(next: Condition, err?: Error): void {
+  #become(next: Condition, err?: unknown): void {
     const previous = this.#condition
-    if (next === previous || this.#closing !== undefined) return
-    // Once down, only 'ready' brings it back: a timeout while down changes nothing.
+    if (this.#closing !== undefined) return
+    if (err !== undefined) this.#reason = messageOf(err)
+    if (next === previous) return
+    // Once unavailable, only a successful write brings it back: a timeout while down changes nothing.
     if (next === 'slow' && previous !== 'up') return
     this.#condition = next
-    const fields = { redis: this.#target, ...(err !== undefined && { reason: err.message }) }
+    const fields = { redis: this.target, ...(err !== undefined && { reason: messageOf(err) }) }
     if (next === 'up') {
+      this.#reason = undefined
       clearTimeout(this.#probe)
       this.#log.info(fields, previous === 'starting' ? 'redis connected' : 'redis available again; sharing state')
       if (previous !== 'starting') for (const listener of this.#recover) listener()
-    } else if (next === 'slow') {
+      this.#settle()
+      return
+    }
+    this.#scheduleProbe()
+    // Logged when availability is lost (or never came), not at each step of an outage.
+    if (previous !== 'up' && previous !== 'starting') return
+    this.#settle()
+    if (next === 'slow') {
       this.#log.warn(fields, 'redis is not answering in time; using local state until it does')
+    } else if (next === 'replica') {
+      this.#log.warn(fields, 'redis unavailable: it refuses writes (a replica, READONLY); using local state until a primary is found')
     } else {
       this.#log.warn(fields, 'redis unavailable; using local state (cache, locks, limits) until it returns')
     }

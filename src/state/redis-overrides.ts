@@ -1,10 +1,10 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { LoadedOverrides, OverrideStore, RejectedOverride } from '../admin/overrides.js'
 import { derivePurposeKey } from '../cache/crypto.js'
 import { tenantPatchSchema, type TenantPatch } from '../config/tenant-patch.js'
 import { BrokerError } from '../errors.js'
 import type { RedisHealth } from './health.js'
+import type { RedisClient } from './redis-client.js'
 import { defineScript, type RedisScript } from './redis-script.js'
 
 // Compare-and-set: the patch lands only if nobody saved since the caller looked.
@@ -76,7 +76,7 @@ export function openOverride(key: Uint8Array, tenantId: string, stored: string):
  * they are authority, so each one carries a MAC and is validated when read.
  */
 export class RedisOverrideStore implements OverrideStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #health: RedisHealth
   readonly #macKey: Uint8Array
   readonly #patches: string
@@ -84,7 +84,7 @@ export class RedisOverrideStore implements OverrideStore {
   #lastVersion = '0'
   readonly #save: RedisScript<number>
 
-  constructor(redis: Redis, health: RedisHealth, prefix: string, macKey: Uint8Array) {
+  constructor(redis: RedisClient, health: RedisHealth, prefix: string, macKey: Uint8Array) {
     this.#redis = redis
     this.#health = health
     this.#macKey = macKey

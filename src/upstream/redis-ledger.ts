@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { EMPTY_LEDGER, type Admission, type LedgerState } from './ledger.js'
 import type { QuotaLedger, Reservation, ReserveResult } from './quota-ledger.js'
@@ -77,7 +77,7 @@ const orNull = (s: string): number | null => (s === '' ? null : Number(s))
 
 /** Options of {@link RedisLedger}. */
 export interface RedisLedgerOptions {
-  redis: Redis
+  redis: RedisClient
   /** Names this API key's ledger without naming the key (a keyed hash). */
   keyId: string
   /** Namespace of every key, default `tkb:`. */

@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import { until } from '../helpers/redis-topologies.js'
+import type { Replica } from '../state/replicas.js'
+
+/** One answer during a failover, with when it came. */
+export interface Answer {
+  status: number
+  code: string | undefined
+  at: number
+  ms: number
+}
+
+/**
+ * Requests from `workers` loops over both replicas until `stop` aborts:
+ * mostly the same 10 subjects (hits once warm), every 5th a cold key (a miss).
+ */
+export async function traffic(replicas: Replica[], stop: AbortSignal, workers = 4): Promise<Answer[]> {
+  const results: Answer[] = []
+  const run = randomBytes(3).toString('hex')
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      for (let i = 0; !stop.aborted; i++) {
+        const replica = replicas[(w + i) % replicas.length] as Replica
+        const subject = i % 5 === 4 ? `cold-${run}-${w}-${i}` : `warm-${(w * 3 + i) % 10}`
+        const r = await replica.token(subject).catch(() => ({ status: 0, body: {}, ms: Infinity }))
+        results.push({ status: r.status, code: (r.body as { code?: string }).code, at: Date.now(), ms: r.ms })
+        // Paced, so that a loaded CI machine still has time for the failover itself.
+        await sleep(5)
+      }
+    }),
+  )
+  return results
+}
+
+/** Fails `t` for any answer that is neither a 200 nor the contract's 503 (and says how many of each). */
+export function noServerErrors(t: Test, answers: Answer[], what: string): void {
+  const byStatus = new Map<string, number>()
+  for (const a of answers) byStatus.set(`${a.status}${a.code !== undefined ? ` ${a.code}` : ''}`, (byStatus.get(`${a.status}${a.code !== undefined ? ` ${a.code}` : ''}`) ?? 0) + 1)
+  const bad = answers.filter((a) => a.status !== 200 && !(a.status === 503 && a.code === 'UPSTREAM_UNAVAILABLE'))
+  t.equal(bad.length, 0, `${what}: ${answers.length} answers, ${JSON.stringify(Object.fromEntries(byStatus))}; no 5xx but the contract's 503`)
+  t.ok(Math.max(0, ...answers.map((a) => a.ms)) < 3000, `${what}: slowest answer ${Math.round(Math.max(0, ...answers.map((a) => a.ms)))} ms`)
+}
+
+/** Waits until `/readyz` of the replica answers `status`; answers the time it took. */
+export function readyzBecomes(replica: Replica, status: number, ms: number): Promise<number> {
+  return until(`/readyz ${status}`, async () => (await replica.ready()) === status, ms)
+}
+
+/** Waits until a token minted through `a` is served from the cache by `b`: state is shared again. */
+export async function sharedAgain(a: Replica, b: Replica, ms: number): Promise<number> {
+  let n = 0
+  return until(
+    'a token minted through one replica is a cache hit on the other',
+    async () => {
+      const subject = `shared-probe-${n++}`
+      const minted = await a.token(subject)
+      if (minted.status !== 200) return false
+      const hit = await b.token(subject)
+      return hit.status === 200 && hit.body.data.cached === true && hit.body.data.token === minted.body.data.token
+    },
+    ms,
+    100,
+  )
+}
+
+/** The log lines that start an outage, whichever way it began (refused, gone, or too slow). */
+export const OUTAGE = /redis unavailable|redis is not answering in time/
+
+export const countLogs = (replica: Replica, message: string | RegExp): number =>
+  replica.logs.filter((l) => (typeof message === 'string' ? l.includes(message) : message.test(l))).length
+
+/** The one-line timing record a test prints (and the report quotes). */
+export function timing(t: Test, what: string, values: Record<string, number | string>): void {
+  t.comment(`${what}: ${Object.entries(values).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+}
