@@ -96,6 +96,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   })
+  // The readiness checks are Redis's (main.ts passes them only when Redis is configured): the gauge mirrors /readyz.
+  const redisChecks = deps.readiness ?? []
+  if (redisChecks.length > 0) {
+    app.broker.metrics.watchRedis(async () => (await Promise.all(redisChecks.map((c) => c().catch(() => 'failed')))).every((r) => r === undefined))
+  }
   await app.register(limits, { store: deps.rateLimitStore })
   await app.register(health, { checks: deps.readiness ?? [] })
   await app.register(docs)

@@ -50,6 +50,7 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
   const upstream = new UpstreamClient({ ...config.upstream, now })
   const quota = new UpstreamQuota(counters, now)
   const breaker = new CircuitBreaker({ now })
+  metrics.watchCircuit(() => breaker.state !== 'closed')
   const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs, keySets: { now, log: app.log } })
   const audit = createAuditLog(app.log, { subjects: config.auditSubjects ?? 'hashed', hashKey: config.upstream.apiKey })
   const tokens = new TokenCache({
