@@ -37,6 +37,15 @@ export interface AppDeps {
   env?: NodeJS.ProcessEnv
 }
 
+/**
+ * How long a shutdown may take: the longest request (the request timeout) plus
+ * closing the stores. A supervisor's grace period (Kubernetes'
+ * terminationGracePeriodSeconds, compose's stop_grace_period) must be longer.
+ */
+export function shutdownGraceMs(upstreamTimeoutMs: number): number {
+  return upstreamTimeoutMs * 2 + 7000
+}
+
 /** Largest request body accepted (the contract's 16 KiB). */
 export const BODY_LIMIT = 16 * 1024
 
