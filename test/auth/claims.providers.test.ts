@@ -1,6 +1,9 @@
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose'
 import t from 'tap'
 import { claimAt, claimValues } from '../../src/auth/claims.js'
+import { tenantView } from '../../src/admin/tenant-view.js'
+import { summariseTenants } from '../../src/cli/tenant-summary.js'
+import type { Tenant } from '../../src/config/tenant-schema.js'
 import { parseTenantsText } from '../../src/config/tenants-file.js'
 import { buildBroker, rememberSecret, tenant } from '../helpers/broker.js'
 
@@ -182,4 +185,6 @@ t.test('the new settings are validated like the rest of the file', async (t) => 
   const [a] = parseTenantsText('tenants:\n  a:\n    auth: {jwt: {issuer: "https://idp.example/"}}\n', {})
   t.same(a?.auth.jwt?.algorithms.includes('HS256'), false, 'discovery means asymmetric algorithms only')
   t.equal(a?.auth.jwt?.audienceClaim, 'aud')
+  t.match(summariseTenants([a as Tenant])[0], /auth: jwt discovery/, 'check-config says how keys are found')
+  t.match(tenantView(a as Tenant, undefined).auth.jwt, { key: 'discovery', jwksUrl: null, audienceClaim: 'aud', authorizedParties: null })
 })

@@ -143,7 +143,7 @@ t.test('without url the client asks the broker that served /client.js; a bare or
   const result = await page.evaluate(async (jwt) => {
     const { createTokenClient } = (globalThis as any).tiktools
     const served = await createTokenClient({ credentials: () => jwt, creators: ['a1'] }).getToken()
-    return { token: served.token as string, page: location.origin }
+    return { token: served.token as string, page: (globalThis as any).location.origin as string }
   }, jwt)
   t.type(result.token, 'string')
   t.equal(result.page, app.origin, 'the page is on another origin than the broker')
