@@ -41,6 +41,15 @@ export interface AppDeps {
   env?: NodeJS.ProcessEnv
 }
 
+/**
+ * How long a shutdown may take: the longest request (the request timeout) plus
+ * closing the stores. A supervisor's grace period (Kubernetes'
+ * terminationGracePeriodSeconds, compose's stop_grace_period) must be longer.
+ */
+export function shutdownGraceMs(upstreamTimeoutMs: number): number {
+  return upstreamTimeoutMs * 2 + 7000
+}
+
 /** Largest request body accepted (the contract's 16 KiB). */
 export const BODY_LIMIT = 16 * 1024
 
@@ -105,6 +114,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   })
+  // The readiness checks are Redis's (main.ts passes them only when Redis is configured): the gauge mirrors /readyz.
+  const redisChecks = deps.readiness ?? []
+  if (redisChecks.length > 0) {
+    app.broker.metrics.watchRedis(async () => (await Promise.all(redisChecks.map((c) => c().catch(() => 'failed')))).every((r) => r === undefined))
+  }
   await app.register(limits, { store: deps.rateLimitStore })
   await app.register(health, { checks: deps.readiness ?? [] })
   await app.register(docs)

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { reloadTenants } from './admin/reload.js'
-import { buildApp } from './app.js'
+import { buildApp, shutdownGraceMs } from './app.js'
 import { ConfigError, loadConfig } from './config/index.js'
 import { describeRedisTarget, redisTargetOf } from './config/redis-target.js'
 import { createLogger } from './logger.js'
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
 
   // SIGHUP is ours: it reloads the tenants file instead of shutting down.
   // Long enough for the longest request (app.ts requestTimeout) to finish before the process gives up.
-  closeWithGrace({ delay: config.upstream.timeoutMs * 2 + 7000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+  closeWithGrace({ delay: shutdownGraceMs(config.upstream.timeoutMs), logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
     else logger.info({ signal }, 'shutting down')
     await app.close()

@@ -16,6 +16,8 @@ function authView(tenant: Tenant) {
             algorithms: jwt.algorithms,
             subjectClaim: jwt.subjectClaim,
             creatorsClaim: jwt.creatorsClaim ?? null,
+            audienceClaim: jwt.audienceClaim,
+            authorizedParties: jwt.authorizedParties ?? null,
             clockToleranceSeconds: jwt.clockToleranceSeconds,
           },
     apiKeys: tenant.auth.apiKeys.length,

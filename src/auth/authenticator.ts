@@ -3,7 +3,9 @@ import { LRUCache } from 'lru-cache'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
 import { ApiKeyIndex } from './api-keys.js'
-import { createJwtVerifier, type JwksCache, type JwtVerifier } from './jwt-verifier.js'
+import { claimAt, claimValues } from './claims.js'
+import { createJwtVerifier, type JwksCache, type JwtVerifier, type KeySetOptions } from './jwt-verifier.js'
+import { DiscoveryUnavailableError } from './oidc-discovery.js'
 
 /** Longest credential accepted; anything larger is refused before any parsing. */
 export const MAX_CREDENTIAL_BYTES = 8192
@@ -19,6 +21,7 @@ interface JwtTenant {
   id: string
   issuer: string | undefined
   audience: string[] | undefined
+  audienceClaim: string
   subjectClaim: string
   verifier: JwtVerifier
 }
@@ -49,7 +52,7 @@ export class Authenticator {
   /** Verified tokens, so a client polling with one JWT is not re-verified each time. */
   readonly #verified = new LRUCache<string, Credential & { mode: 'jwt' }>({ max: 10_000, ttl: 60_000 })
 
-  constructor(tenants: readonly Tenant[], jwks: JwksCache = new Map(), jwksTimeoutMs = 5000) {
+  constructor(tenants: readonly Tenant[], jwks: JwksCache = new Map(), keySets: KeySetOptions = {}) {
     this.#apiKeys = new ApiKeyIndex(tenants)
     this.#jwtTenants = tenants.flatMap((t) => {
       const jwt = t.auth.jwt
@@ -59,8 +62,9 @@ export class Authenticator {
           id: t.id,
           issuer: jwt.issuer,
           audience: jwt.audience === undefined ? undefined : audiences(jwt.audience),
+          audienceClaim: jwt.audienceClaim,
           subjectClaim: jwt.subjectClaim,
-          verifier: createJwtVerifier(jwt, jwks, jwksTimeoutMs),
+          verifier: createJwtVerifier(jwt, jwks, keySets),
         },
       ]
     })
@@ -103,13 +107,14 @@ export class Authenticator {
     } catch (err) {
       // The identity provider being down is not the user's fault: retry, don't sign out.
       if (tenant.verifier.remote && keySetUnavailable(err)) {
+        const retryAfter = err instanceof DiscoveryUnavailableError ? err.retryAfterSeconds : 5
         throw new BrokerError('UPSTREAM_UNAVAILABLE', "The identity provider's key set (JWKS) is unavailable; retry shortly.", {
-          headers: { 'retry-after': 5 },
+          headers: { 'retry-after': retryAfter },
         })
       }
       throw unauthenticated(true)
     }
-    const sub = payload[tenant.subjectClaim]
+    const sub = claimAt(payload, tenant.subjectClaim)
     const subject = typeof sub === 'string' ? sub : typeof sub === 'number' ? String(sub) : ''
     if (subject === '' || subject.length > 256) throw unauthenticated(true, 'The token has no usable subject.')
     return { mode: 'jwt', tenantId: tenant.id, subject, claims: payload }
@@ -123,8 +128,10 @@ export class Authenticator {
       if (exact.length > 0) candidates = exact
     }
     if (candidates.length > 1) {
-      const aud = audiences(claims.aud)
-      candidates = candidates.filter((t) => t.audience !== undefined && t.audience.some((a) => aud.includes(a)))
+      candidates = candidates.filter((t) => {
+        const aud = claimValues(claims, t.audienceClaim)
+        return t.audience !== undefined && t.audience.some((a) => aud.includes(a))
+      })
     }
     return candidates.length === 1 ? candidates[0] : undefined
   }

@@ -14,8 +14,14 @@
 
 /** How to reach the broker and what to ask it for. */
 export interface TokenClientOptions {
-  /** The broker's token endpoint, e.g. `'https://broker.example/v1/token'` (absolute, or relative to the page). */
-  url: string
+  /**
+   * The broker's token endpoint. Left out: the `/v1/token` of the broker that
+   * served this module (`new URL('/v1/token', import.meta.url)`), which is what
+   * a page importing `https://broker.example/client.js` wants. A URL with no
+   * path (`'https://broker.example'`) means that origin's `/v1/token`; any other
+   * URL is used as it is (absolute, or relative to the page).
+   */
+  url?: string
   /** Returns the Bearer credential (the app user's JWT); called before every request. Omitted: no `Authorization` header. */
   credentials?: () => string | Promise<string>
   /** `allowed_creators` to ask for; omitted: the broker grants the user's whole allowed list. */
@@ -69,6 +75,14 @@ export interface GetTokenOptions {
   signal?: AbortSignal
   /** Ask the broker even when the held token is still fresh. */
   forceRefresh?: boolean
+  /**
+   * A token tik.tools refused (its WebSocket closed with 4003). Unless the
+   * client already holds a newer token (then served as usual), it forgets the
+   * refused one and asks the broker with `"rejected_token": "<it>"` in the
+   * body, so that the broker drops it from its cache and mints anew rather than
+   * answering the same token. `connect` does this by itself.
+   */
+  rejectedToken?: string
 }
 
 /** Per-call options of {@link TokenClient.connect}. */
@@ -146,13 +160,45 @@ interface Flight {
   promise: Promise<BrokerToken>
   controller: AbortController
   waiters: number
+  /** The refused token this request reports (`rejected_token`), if any. */
+  rejected: string | undefined
+}
+
+/** The `/v1/token` path every broker serves. */
+const TOKEN_PATH = '/v1/token'
+
+/**
+ * The token endpoint for `createTokenClient`'s `url` option: left out, the
+ * serving broker's; a bare origin, that origin's `/v1/token`; else as given.
+ */
+function tokenEndpoint(url: string | undefined): string {
+  if (url === undefined) {
+    const here = new URL(TOKEN_PATH, import.meta.url)
+    if (here.protocol !== 'http:' && here.protocol !== 'https:') {
+      throw new TypeError('createTokenClient: options.url is required when this module was not loaded from a broker (GET /client.js)')
+    }
+    return here.href
+  }
+  if (typeof url !== 'string' || url === '') throw new TypeError('createTokenClient: options.url must be a non-empty string')
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return url // relative: fetch resolves it against the page
+  }
+  if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.pathname === '/' && parsed.search === '' && parsed.hash === '') {
+    return new URL(TOKEN_PATH, parsed).href
+  }
+  return url
 }
 
 /**
- * Creates a client for one broker token endpoint.
+ * Creates a client for one broker token endpoint: by default the broker that
+ * served this module (see {@link TokenClientOptions.url}).
  *
  * `connect` reconnects by itself: after a 4003 close (bad or expired token) at
- * once with a fresh token; after 1001, 1006, 1011, 1012, 1013, 1014 or 4005
+ * once with a fresh token, asking the broker with `rejected_token` so that it
+ * never answers the refused token again; after 1001, 1006, 1011, 1012, 1013, 1014 or 4005
  * with exponential backoff (1 s, 2 s, 4 s ... capped at 30 s, jittered). Any
  * other close (4000 bad request, 4004 creator not allowed, ...) and `close()`
  * end it.
@@ -161,8 +207,8 @@ interface Flight {
  * ```js
  * import { createTokenClient } from 'https://broker.example/client.js'
  *
+ * // No url: the /v1/token of the broker this module came from.
  * const client = createTokenClient({
- *   url: 'https://broker.example/v1/token',
  *   credentials: () => auth.getAccessToken(),
  *   creators: ['streamer1'],
  * })
@@ -173,18 +219,18 @@ interface Flight {
  * // later: live.close()
  * ```
  */
-export function createTokenClient(options: TokenClientOptions): TokenClient {
-  if (typeof options?.url !== 'string' || options.url === '') throw new TypeError('createTokenClient: options.url is required')
+export function createTokenClient(options: TokenClientOptions = {}): TokenClient {
+  const endpoint = tokenEndpoint(options.url)
   const now = options.now ?? Date.now
   const doFetch: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
   const renewBefore = Math.max(0, options.renewBeforeSeconds ?? 30)
   const maxRetryWait = options.maxRetryWaitSeconds ?? 30
   const maxRetries = options.maxRetries ?? 2
-  const requestBody = JSON.stringify({
+  const requestFields = {
     allowed_creators: options.creators,
     expire_after: options.expireAfter,
     max_websockets: options.maxWebsockets,
-  })
+  }
 
   let held: BrokerToken | null = null
   let flight: Flight | null = null
@@ -200,16 +246,17 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     quota.broker = readLimit(headers, 'ratelimit-') ?? quota.broker
   }
 
-  async function post(signal: AbortSignal): Promise<Response> {
+  async function post(body: string, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
     if (options.credentials) headers.authorization = `Bearer ${await options.credentials()}`
     if (signal.aborted) throw abortedError()
-    return guard(doFetch(options.url, { method: 'POST', headers, body: requestBody, signal }), signal)
+    return guard(doFetch(endpoint, { method: 'POST', headers, body, signal }), signal)
   }
 
-  async function mint(signal: AbortSignal): Promise<BrokerToken> {
+  async function mint(rejected: string | undefined, signal: AbortSignal): Promise<BrokerToken> {
+    const request = JSON.stringify({ ...requestFields, rejected_token: rejected })
     for (let attempt = 0; ; attempt++) {
-      const res = await post(signal)
+      const res = await post(request, signal)
       recordQuota(res.headers)
       const body = await guard(res.text(), signal)
       if (res.ok) return parseToken(body, now())
@@ -220,9 +267,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     }
   }
 
-  function startFlight(): Flight {
-    const f: Flight = { controller: new AbortController(), waiters: 0, promise: Promise.resolve(null as never) }
-    f.promise = mint(f.controller.signal).then(
+  function startFlight(rejected: string | undefined): Flight {
+    const f: Flight = { controller: new AbortController(), waiters: 0, rejected, promise: Promise.resolve(null as never) }
+    f.promise = mint(rejected, f.controller.signal).then(
       (token) => {
         // After invalidate() the flight is detached: its answer goes to its waiters only.
         if (flight === f) { held = token; flight = null }
@@ -255,10 +302,14 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   }
 
   const client: TokenClient = {
-    getToken({ signal, forceRefresh = false }: GetTokenOptions = {}) {
+    getToken({ signal, forceRefresh = false, rejectedToken }: GetTokenOptions = {}) {
       if (signal?.aborted) return Promise.reject(abortedError())
+      // A refused token is never served again; the rejection of a token older than the held one changes nothing.
+      const rejected = rejectedToken !== undefined && (held === null || held.token === rejectedToken) ? rejectedToken : undefined
+      if (rejected !== undefined) held = null
       if (!forceRefresh && held && isFresh(held)) return Promise.resolve(held)
-      flight ??= startFlight()
+      // A request already in flight may be answered with the refused token: report it in a request of its own.
+      if (flight === null || (rejected !== undefined && flight.rejected !== rejected)) flight = startFlight(rejected)
       return join(flight, signal)
     },
     invalidate() {
@@ -275,7 +326,6 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         client,
         WS,
         url: (token) => liveUrl(options.wsUrl ?? DEFAULT_WS_URL, uniqueId, token),
-        dropToken: (token) => { if (held?.token === token) client.invalidate() },
         handlers,
         signal: opts.signal,
       })
@@ -288,15 +338,15 @@ interface LiveParams {
   client: TokenClient
   WS: typeof WebSocket
   url(token: string): string
-  /** Forgets `token` if it is still the held one (not a newer one another connection fetched). */
-  dropToken(token: string): void
   handlers: LiveHandlers
   signal: AbortSignal | undefined
 }
 
 /** Runs one live connection: token, socket, frames, and the reconnect policy. */
-function openLive({ client, WS, url, dropToken, handlers, signal }: LiveParams): LiveConnection {
+function openLive({ client, WS, url, handlers, signal }: LiveParams): LiveConnection {
   let socket: WebSocket | null = null
+  /** The token tik.tools last refused (4003), reported with every token request until a new one comes. */
+  let rejected: string | undefined
   let ended = false
   let attempt = 0
   let timer: ReturnType<typeof setTimeout> | null = null
@@ -325,7 +375,7 @@ function openLive({ client, WS, url, dropToken, handlers, signal }: LiveParams):
   async function open(): Promise<void> {
     let token: BrokerToken
     try {
-      token = await client.getToken({ signal: lifetime.signal })
+      token = await client.getToken({ signal: lifetime.signal, rejectedToken: rejected })
     } catch (err) {
       if (ended) return
       if (isTransient(err)) retryLater(Math.max(backoff(attempt), (err.retryAfter ?? 0) * 1000))
@@ -334,6 +384,7 @@ function openLive({ client, WS, url, dropToken, handlers, signal }: LiveParams):
       return
     }
     if (ended) return
+    rejected = undefined
     let ws: WebSocket
     try {
       ws = new WS(url(token.token))
@@ -360,7 +411,7 @@ function openLive({ client, WS, url, dropToken, handlers, signal }: LiveParams):
   function closed(code: number, reason: string, token: string): void {
     if (ended) { handlers.onClose?.(code, reason, false); return }
     if (code === CLOSE_TOKEN_REJECTED) {
-      dropToken(token)
+      rejected = token
       // The first rejection retries at once; repeated ones (the broker handing out the same token) back off.
       retryLater(attempt === 0 ? 0 : backoff(attempt))
     } else if (CLOSE_TRANSIENT.has(code)) {

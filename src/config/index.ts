@@ -34,11 +34,12 @@ export function defaultTenantFromEnv(env: Env): Tenant {
   if (keySources.length > 1) {
     throw new ConfigError(['AUTH_JWT_SECRET: set only one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY and AUTH_JWKS_URL'])
   }
+  // AUTH_ISSUER alone: the keys come from the issuer's OpenID Connect discovery document.
   const input: TenantInput = {
     auth: {
-      ...(keySources.length === 1 && {
+      ...((keySources.length === 1 || env.AUTH_ISSUER !== undefined) && {
         jwt: {
-          [key]: key === 'publicKey' ? (keySources[0] as string).replace(/\\n/g, '\n') : keySources[0],
+          ...(keySources.length === 1 && { [key]: key === 'publicKey' ? (keySources[0] as string).replace(/\\n/g, '\n') : keySources[0] }),
           ...(env.AUTH_ISSUER !== undefined && { issuer: env.AUTH_ISSUER }),
           ...(env.AUTH_AUDIENCE !== undefined && { audience: env.AUTH_AUDIENCE }),
           ...(env.AUTH_SUBJECT_CLAIM !== undefined && { subjectClaim: env.AUTH_SUBJECT_CLAIM }),
@@ -82,7 +83,7 @@ function warningsFor(env: Env, tenants: readonly Tenant[]): string[] {
   for (const t of tenants) {
     if (t.auth.jwt === undefined && t.auth.apiKeys.length === 0) {
       warnings.push(
-        `tenant ${t.id} has no way to authenticate callers (set AUTH_JWT_SECRET, AUTH_PUBLIC_KEY, AUTH_JWKS_URL or BROKER_API_KEYS): every POST /v1/token is a 401`,
+        `tenant ${t.id} has no way to authenticate callers (set AUTH_JWT_SECRET, AUTH_PUBLIC_KEY, AUTH_JWKS_URL, AUTH_ISSUER or BROKER_API_KEYS): every POST /v1/token is a 401`,
       )
     }
     if (t.auth.jwt?.secret !== undefined && Buffer.byteLength(t.auth.jwt.secret) < 32) {

@@ -1,5 +1,5 @@
 import { Authenticator } from '../auth/authenticator.js'
-import type { JwksCache } from '../auth/jwt-verifier.js'
+import { keySetId, type JwksCache, type KeySetOptions } from '../auth/jwt-verifier.js'
 import { credentialOverlaps } from './credential-overlap.js'
 import { ConfigError } from './errors.js'
 import { mergePatch } from './merge-patch.js'
@@ -17,11 +17,12 @@ export class TenantRegistry {
   #tenants = new Map<string, Tenant>()
   #authenticator!: Authenticator
   readonly #jwks: JwksCache = new Map()
-  readonly #jwksTimeoutMs: number
+  readonly #keySets: KeySetOptions
   #origins = new Set<string>()
 
-  constructor(tenants: readonly Tenant[], options: { jwksTimeoutMs?: number } = {}) {
-    this.#jwksTimeoutMs = options.jwksTimeoutMs ?? 5000
+  /** `keySets` tunes remote keys (JWKS and OIDC discovery): fetch timeout, clock, log. */
+  constructor(tenants: readonly Tenant[], options: { jwksTimeoutMs?: number; keySets?: KeySetOptions } = {}) {
+    this.#keySets = { timeoutMs: options.jwksTimeoutMs ?? 5000, ...options.keySets }
     this.replace(tenants)
   }
 
@@ -57,12 +58,12 @@ export class TenantRegistry {
     const effective = tenants.map((t) => applyPatch(t, this.#overrides.get(t.id)))
     let authenticator: Authenticator
     try {
-      authenticator = new Authenticator(effective, this.#jwks, this.#jwksTimeoutMs)
+      authenticator = new Authenticator(effective, this.#jwks, this.#keySets)
     } catch (err) {
       throw new ConfigError([`tenants: ${(err as Error).message}`])
     }
-    for (const url of this.#jwks.keys()) {
-      if (!effective.some((t) => t.auth.jwt?.jwksUrl === url)) this.#jwks.delete(url)
+    for (const id of this.#jwks.keys()) {
+      if (!effective.some((t) => t.auth.jwt !== undefined && keySetId(t.auth.jwt) === id)) this.#jwks.delete(id)
     }
     this.#base = tenants
     this.#authenticator = authenticator

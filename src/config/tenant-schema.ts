@@ -39,6 +39,19 @@ function range(defaults: { default: number; max: number }, min: number) {
     .refine((r) => r.default <= r.max, { message: 'default must not exceed max', path: ['default'] })
 }
 
+/** A claim name: a top-level key (a full URL key too), or a dotted path into nested objects (`app_metadata.creators`). */
+const claimPath = z.string().min(1).max(256)
+
+/** An issuer whose `/.well-known/openid-configuration` can be fetched. */
+function isDiscoverableIssuer(issuer: string): boolean {
+  try {
+    const u = new URL(issuer)
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.search === '' && u.hash === '' && !issuer.includes('#')
+  } catch {
+    return false
+  }
+}
+
 const jwtAuth = z
   .strictObject({
     issuer: z.string().min(1).optional(),
@@ -47,15 +60,24 @@ const jwtAuth = z
     publicKey: z.string().refine(isPublicKey, 'expected a PEM public key (SPKI, RSA, EC or Ed25519)').optional(),
     jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
     algorithms: z.array(z.enum(ALGORITHMS)).min(1).optional(),
-    subjectClaim: z.string().min(1).default('sub'),
-    creatorsClaim: z.string().min(1).optional(),
+    subjectClaim: claimPath.default('sub'),
+    creatorsClaim: claimPath.optional(),
+    audienceClaim: claimPath.default('aud'),
+    authorizedParties: z.array(z.string().min(1)).min(1).optional(),
     clockToleranceSeconds: fromText(z.number().int().min(0).max(300)).default(5),
   })
   .superRefine((jwt, ctx) => {
     const sources = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((s) => s !== undefined)
-    if (sources.length !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'exactly one of secret, publicKey or jwksUrl is required', path: [] })
+    if (sources.length > 1 || (sources.length === 0 && jwt.issuer === undefined)) {
+      const message = 'exactly one of secret, publicKey or jwksUrl is required (or only an issuer, for OIDC discovery)'
+      ctx.addIssue({ code: 'custom', message, path: [] })
       return
+    }
+    if (sources.length === 0 && !isDiscoverableIssuer(jwt.issuer as string)) {
+      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'OIDC discovery needs an http(s) issuer URL without query or fragment' })
+    }
+    if (jwt.audienceClaim !== 'aud' && jwt.audience === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['audienceClaim'], message: 'audienceClaim needs an audience to compare with' })
     }
     const hmac = jwt.secret !== undefined
     const wrong = (jwt.algorithms ?? []).filter((a) => (HMAC_ALGORITHMS as readonly string[]).includes(a) !== hmac)
@@ -149,8 +171,10 @@ export type TenantSettings = z.output<typeof tenantSchema>
 export type JwtAuthSettings = NonNullable<TenantSettings['auth']['jwt']>
 
 /** Which kind of key verifies a tenant's user JWTs (never the key itself). */
-export function jwtKeySource(jwt: JwtAuthSettings): 'secret' | 'publicKey' | 'jwksUrl' {
-  return jwt.secret !== undefined ? 'secret' : jwt.publicKey !== undefined ? 'publicKey' : 'jwksUrl'
+export function jwtKeySource(jwt: JwtAuthSettings): 'secret' | 'publicKey' | 'jwksUrl' | 'discovery' {
+  if (jwt.secret !== undefined) return 'secret'
+  if (jwt.publicKey !== undefined) return 'publicKey'
+  return jwt.jwksUrl !== undefined ? 'jwksUrl' : 'discovery'
 }
 
 /** A tenant's effective settings with its id. */

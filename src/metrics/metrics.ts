@@ -75,6 +75,27 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     registers,
   })
 
+  // Read at scrape time from the state they describe, so no hot path changes.
+  let circuitOpen: () => boolean = () => false
+  new Gauge({
+    name: 'tiktools_broker_upstream_circuit_open',
+    help: 'Whether the circuit breaker keeps calls from tik.tools: 1 while open or half-open (awaiting a good trial call), 0 when closed.',
+    registers,
+    collect() {
+      this.set(circuitOpen() ? 1 : 0)
+    },
+  })
+  let redisReady: (() => Promise<boolean>) | undefined
+  /** Registered only once Redis is configured: without Redis there is nothing to be ready, and a 0 would alert. */
+  const redisGauge = new Gauge({
+    name: 'tiktools_broker_redis_ready',
+    help: 'Whether the shared Redis answers and accepts writes, as GET /readyz checks it (1/0); only present when Redis is configured.',
+    registers: [],
+    async collect() {
+      this.set(redisReady !== undefined && (await redisReady()) ? 1 : 0)
+    },
+  })
+
   /** Sums of one counter's values for a tenant, keyed by its other label. */
   const byLabel = async (counter: Counter<string>, tenant: string, label: string): Promise<Record<string, number>> => {
     const out: Record<string, number> = {}
@@ -125,6 +146,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     watchLedger(view: () => { blockSeconds: number; inFlight: number }): void {
       ledgerView = view
     },
+    /** A miss the quota ledger refused without calling tik.tools. */
     ledgerRefusal(reason: 'blocked' | 'spent'): void {
       ledgerRefusals.inc({ reason })
     },
@@ -135,6 +157,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     },
     rejection(tenant: string, scope: RejectionScope): void {
       rejections.inc({ tenant, scope })
+    },
+    /** Where the circuit gauge reads the breaker's state at scrape time. */
+    watchCircuit(open: () => boolean): void {
+      circuitOpen = open
+    },
+    /** Where the Redis gauge reads readiness at scrape time; only called when Redis is configured. */
+    watchRedis(ready: () => Promise<boolean>): void {
+      redisReady = ready
+      if (registry.getSingleMetric('tiktools_broker_redis_ready') === undefined) registry.registerMetric(redisGauge)
     },
   }
 }

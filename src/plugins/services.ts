@@ -55,7 +55,8 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
   const quota = new UpstreamQuota({ ledger, now, onRefusal: (reason) => metrics.ledgerRefusal(reason) })
   metrics.watchLedger(() => ({ blockSeconds: quota.blockSeconds, inFlight: quota.inFlight }))
   const breaker = new CircuitBreaker({ now })
-  const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs })
+  metrics.watchCircuit(() => breaker.state !== 'closed')
+  const tenants = new TenantRegistry(config.tenants, { jwksTimeoutMs: config.upstream.timeoutMs, keySets: { now, log: app.log } })
   const audit = createAuditLog(app.log, { subjects: config.auditSubjects ?? 'hashed', hashKey: config.upstream.apiKey })
   const minter = new Minter({
     upstream,

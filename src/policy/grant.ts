@@ -1,4 +1,5 @@
 import type { Credential } from '../auth/authenticator.js'
+import { claimAt } from '../auth/claims.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
 import { creatorsFromClaim } from './creators.js'
@@ -39,7 +40,7 @@ function allowedCreators(tenant: Tenant, credential: Credential): Set<string> | 
   const tenantList = tenantCreators(tenant)
   const claimName = tenant.auth.jwt?.creatorsClaim
   if (credential.mode !== 'jwt' || claimName === undefined) return tenantList
-  const claimed = creatorsFromClaim(credential.claims[claimName])
+  const claimed = creatorsFromClaim(claimAt(credential.claims, claimName))
   return tenantList === null ? claimed : new Set([...claimed].filter((c) => tenantList.has(c)))
 }
 

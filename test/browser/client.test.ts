@@ -137,3 +137,23 @@ t.test('a 429 with Retry-After is waited out, a longer one is not', { timeout: 3
     t.equal(broker.tokenPosts(), 0)
   })
 })
+
+t.test('without url the client asks the broker that served /client.js; a bare origin means its /v1/token', { timeout: 30_000 }, async (t) => {
+  const { broker, page, jwt, app } = await setup(t)
+  const result = await page.evaluate(async (jwt) => {
+    const { createTokenClient } = (globalThis as any).tiktools
+    const served = await createTokenClient({ credentials: () => jwt, creators: ['a1'] }).getToken()
+    return { token: served.token as string, page: (globalThis as any).location.origin as string }
+  }, jwt)
+  t.type(result.token, 'string')
+  t.equal(result.page, app.origin, 'the page is on another origin than the broker')
+  t.equal(broker.tokenPosts(), 1, 'the token request went to the broker that served the module')
+  t.match(broker.seen.find((r) => r.method === 'POST'), { url: '/v1/token', origin: app.origin })
+
+  const bare = await page.evaluate(async ({ jwt, origin }) => {
+    const { createTokenClient } = (globalThis as any).tiktools
+    return (await createTokenClient({ url: origin, credentials: () => jwt, creators: ['a1'] }).getToken()).token as string
+  }, { jwt, origin: broker.url })
+  t.type(bare, 'string')
+  t.equal(broker.tokenPosts(), 2)
+})

@@ -17,6 +17,8 @@ export interface HasTeardown {
 
 export interface BrokerCall {
   method: string
+  /** The request path (and query). */
+  path: string
   headers: IncomingHttpHeaders
   body: string
 }
@@ -79,7 +81,7 @@ export async function startFakeBroker(
     req.setEncoding('utf8')
     req.on('data', (chunk: string) => { body += chunk })
     req.on('end', () => {
-      const call = { method: req.method ?? '', headers: req.headers, body }
+      const call = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body }
       calls.push(call)
       received.push(call)
       const answer = pending.shift() ?? success()

@@ -93,6 +93,8 @@ t.test('streams events, reconnects with a fresh token on 4003, stops on 4004', a
   t.same(await rec.take('close'), { kind: 'close', code: 4003, reason: 'token expired', willReconnect: true })
   t.equal(second.query.get('jwtKey'), 'tok-2', 'a fresh token, not the rejected one')
   t.equal(broker.calls.length, 2)
+  t.same(JSON.parse(broker.calls[1]?.body ?? ''), { allowed_creators: ['streamer1'], rejected_token: 'tok-1' }, 'the refused token is reported')
+  t.same(JSON.parse(broker.calls[0]?.body ?? ''), { allowed_creators: ['streamer1'] }, 'the first request reports none')
   await rec.take('open')
 
   second.socket.close(4004, 'creator not allowed')
@@ -101,6 +103,23 @@ t.test('streams events, reconnects with a fresh token on 4003, stops on 4004', a
   t.equal(upstream.connections.size, 2, 'no reconnect after 4004')
   t.equal(broker.calls.length, 2)
   t.equal(live.socket, null)
+})
+
+t.test('after 4003 every retry of the token request still reports the refused token', async (t) => {
+  const { broker, upstream, client, rec } = await setup(t)
+  const live = client.connect('streamer1', rec.handlers)
+  t.teardown(() => live.close())
+  const first = await upstream.connections.take()
+  await rec.take('open')
+  broker.answer(errorAnswer(503, 'UPSTREAM_UNAVAILABLE', { 'retry-after': '0' }))
+  first.socket.close(4003, 'token expired')
+  const second = await upstream.connections.take()
+  t.equal(second.query.get('jwtKey'), 'tok-2')
+  t.same(
+    broker.calls.map((c) => JSON.parse(c.body).rejected_token),
+    [undefined, 'tok-1', 'tok-1'],
+    'the 503 and its retry both carry rejected_token',
+  )
 })
 
 t.test('4000 (bad request) does not reconnect either', async (t) => {

@@ -112,3 +112,34 @@ t.test('the token handed out is frozen, so one caller cannot spoil it for the ot
   const token = await createTokenClient({ url: broker.url }).getToken()
   t.ok(Object.isFrozen(token))
 })
+
+t.test('a refused token is reported with rejected_token and never served again', async (t) => {
+  const broker = await startFakeBroker(t)
+  const client = createTokenClient({ url: broker.url, creators: ['streamer1'] })
+  const bodies = () => broker.calls.map((c) => JSON.parse(c.body))
+  t.equal((await client.getToken()).token, 'tok-1')
+  t.equal((await client.getToken({ rejectedToken: 'tok-1' })).token, 'tok-2')
+  t.same(bodies()[1], { allowed_creators: ['streamer1'], rejected_token: 'tok-1' })
+  t.equal((await client.getToken()).token, 'tok-2', 'the new token is held')
+
+  t.equal((await client.getToken({ rejectedToken: 'tok-1' })).token, 'tok-2', 'an older token refused: the held one is served')
+  t.equal(broker.calls.length, 2, 'without asking the broker')
+
+  // Two sockets refused with one token: one request reports it, both get its answer.
+  const [a, b] = await Promise.all([client.getToken({ rejectedToken: 'tok-2' }), client.getToken({ rejectedToken: 'tok-2' })])
+  t.equal(a.token, 'tok-3')
+  t.equal(b, a)
+  t.equal(broker.calls.length, 3)
+  t.same(bodies()[2], { allowed_creators: ['streamer1'], rejected_token: 'tok-2' })
+})
+
+t.test('a request already in flight does not stand in for one reporting a refused token', async (t) => {
+  const broker = await startFakeBroker(t)
+  const client = createTokenClient({ url: broker.url })
+  const plain = client.getToken()
+  await broker.received.take() // the plain request reached the broker (it may well answer the refused token)
+  const reported = client.getToken({ rejectedToken: 'tok-0' })
+  t.equal((await plain).token, 'tok-1')
+  t.equal((await reported).token, 'tok-2')
+  t.same(broker.calls.map((c) => JSON.parse(c.body)), [{}, { rejected_token: 'tok-0' }])
+})
