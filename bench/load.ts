@@ -83,6 +83,7 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
 }
 
 if (process.send !== undefined) {
+  process.on('disconnect', () => process.exit(0))
   process.on('message', (msg: { id: number; spec: LoadSpec }) => {
     load(msg.spec).then(
       (result) => process.send?.({ id: msg.id, result }),

@@ -8,14 +8,15 @@
  * BENCH_CONNECTIONS (50), BENCH_SEQUENTIAL (2000), BENCH_BURST (1000) over
  * BENCH_BURST_KEYS (100), BENCH_MISSES (300), BENCH_MEMORY_TOKENS (100000),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROWS (comma list of row ids,
- * default all), BENCH_CPU_PROF (a directory: the broker processes write
- * `--cpu-prof` profiles there). Exits non-zero when a request failed or a
+ * default all), BENCH_DIST (the build the broker runs from, default dist/), BENCH_CPU_PROF (a directory: the broker processes write V8
+ * CPU profiles of their load there; `tsx bench/profile.ts` summarises one). Exits non-zero when a request failed or a
  * burst minted other than once per key.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
+import { readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -47,6 +48,17 @@ const ONLY = process.env.BENCH_ROWS?.split(',').filter((s) => s !== '')
 const CPU_PROF = process.env.BENCH_CPU_PROF
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 let failures = 0
+const children: ChildProcess[] = []
+
+// Whatever ends this process, no child outlives it.
+const fail = (err: unknown): void => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  for (const c of children) c.kill('SIGKILL')
+  process.exit(1)
+}
+process.on('uncaughtException', fail)
+process.on('unhandledRejection', fail)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => fail(new Error(signal)))
 
 // --- the servers this process runs: the upstream simulator and a JWKS for the ES256 tenant ---
 const sim = await startSimulator({ apiKeys: [UPSTREAM_KEY], perMinute: 1_000_000_000, perDay: 1_000_000_000_000 })
@@ -87,14 +99,14 @@ const redis = await redisIfAny()
 const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
 
 // --- processes ---
-const children: ChildProcess[] = []
 
 /** Starts a server under test and resolves with its URL once it prints READY. */
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
-  const flags = profile && CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', here('./target.ts')], {
-    env: { ...process.env, BENCH_TARGET: JSON.stringify(spec) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
+  const child = spawn(process.execPath, ['--import', 'tsx', here('./target.ts')], {
+    env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile) },
+    // stdin stays open: the target exits when it closes, so no server outlives this process.
+    stdio: ['pipe', 'pipe', 'inherit'],
   })
   children.push(child)
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
@@ -107,13 +119,45 @@ async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   })()
   const url = await Promise.race([ready, exited])
   exited.catch(() => {})
+  if (child.pid !== undefined) pids.set(url, child.pid)
   return url
+}
+
+/** Each server's process, by URL: its CPU time is read around every measured run. */
+const pids = new Map<string, number>()
+
+/** CPU time (user + system, all threads) a process has used, in µs; NaN where /proc is not there. */
+function cpuUs(pid: number | undefined): number {
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return Number.NaN
+  }
 }
 
 const loader = fork(here('./load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 children.push(loader)
 let nextId = 0
-function load(spec: LoadSpec): Promise<LoadResult> {
+/** What a measured run gives: the client's view, and the server's CPU time per answered request (µs). */
+type Measured = LoadResult & { cpuPerRequest: number }
+
+/**
+ * Runs load from the load process. The server's own CPU time per request is
+ * reported beside throughput: on a machine shared with other work it moves far
+ * less than requests/s does, so it is the better before/after figure there.
+ */
+async function load(spec: LoadSpec): Promise<Measured> {
+  const { warmupS = 0, amount: _amount, ...rest } = spec
+  if (warmupS > 0) await loadOnce({ ...rest, durationS: warmupS })
+  const pid = pids.get(spec.url)
+  const before = cpuUs(pid)
+  const result = await loadOnce({ ...spec, warmupS: 0 })
+  return { ...result, cpuPerRequest: (cpuUs(pid) - before) / (result.ok + result.failed) }
+}
+
+function loadOnce(spec: LoadSpec): Promise<LoadResult> {
   const id = nextId++
   return new Promise((resolve, reject) => {
     const onMessage = (msg: { id: number; result?: LoadResult; error?: string }): void => {
@@ -212,10 +256,10 @@ function noteFailures(what: string, r: LoadResult): void {
 // Every hit row's token is minted once before anything is measured.
 for (const row of hitRows) if (available(row) && row.id !== 'naive') noteFailures(`prime ${row.id}`, await load({ ...sequential(row.url(), row.headers, row.body), amount: 3, warmupS: 0 }))
 
-const bare: LoadResult[] = []
-const paired = new Map<string, Array<{ row: LoadResult; bare: LoadResult }>>()
-const seqBare: LoadResult[] = []
-const seqHit: LoadResult[] = []
+const bare: Measured[] = []
+const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
+const seqBare: Measured[] = []
+const seqHit: Measured[] = []
 const bursts = new Map<string, Array<{ mints: number; result: LoadResult }>>()
 const misses: Array<{ upstream: LoadResult; broker: LoadResult }> = []
 const bareSpec = (spec: LoadSpec): LoadSpec => ({ ...spec, url: urls.bare as string, headers: post({}), body: HIT_BODY })
@@ -298,14 +342,15 @@ progress('done')
 // --- the table ---
 const rows: TableRow[] = []
 const rps = (rs: LoadResult[]): string => spread(rs.map((r) => r.rps), fmt.int)
+const cpu = (rs: Measured[]): string => spread(rs.map((r) => r.cpuPerRequest), fmt.us)
 const ms = (rs: LoadResult[], q: 'p50' | 'p99'): string => spread(rs.map((r) => r[q]), fmt.ms)
 rows.push({ section: `${CONNECTIONS} connections, ${DURATION_S} s each; every row paired with a bare run just before it` })
-if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', ''] })
+if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', cpu(bare), '1.00', ''] })
 for (const row of hitRows) {
   if (!wanted(row.id)) continue
   const pairs = paired.get(row.id)
   if (pairs === undefined) {
-    rows.push({ label: row.label, cells: ['–', '–', '–', '–', '–', `not run: no Redis at ${REDIS_URL}`] })
+    rows.push({ label: row.label, cells: ['–', '–', '–', '–', '–', '–', '–', `not run: no Redis at ${REDIS_URL}`] })
     continue
   }
   const rs = pairs.map((p) => p.row)
@@ -317,6 +362,8 @@ for (const row of hitRows) {
       ms(rs, 'p99'),
       spread(pairs.map((p) => p.row.rps / p.bare.rps), fmt.ratio),
       spread(pairs.map((p) => p.row.p99 / p.bare.p99), fmt.ratio),
+      cpu(rs),
+      spread(pairs.map((p) => p.row.cpuPerRequest / p.bare.cpuPerRequest), fmt.ratio),
       '',
     ],
   })
@@ -324,30 +371,30 @@ for (const row of hitRows) {
 if (seqHit.length > 0) {
   const added = seqHit.map((h, i) => (h.p50 - (seqBare[i] as LoadResult).p50) * 1000)
   rows.push({ section: `one keep-alive connection, ${SEQUENTIAL} sequential requests` })
-  rows.push({ label: 'bare Fastify', cells: [rps(seqBare), ms(seqBare, 'p50'), ms(seqBare, 'p99'), '', '', ''] })
-  rows.push({ label: 'hit · memory · HS256 user JWT', cells: [rps(seqHit), ms(seqHit, 'p50'), ms(seqHit, 'p99'), spread(seqHit.map((h, i) => h.rps / (seqBare[i] as LoadResult).rps), fmt.ratio), '', `p50 adds ${spread(added, fmt.us)} µs to bare`] })
+  rows.push({ label: 'bare Fastify', cells: [rps(seqBare), ms(seqBare, 'p50'), ms(seqBare, 'p99'), '', '', cpu(seqBare), '', ''] })
+  rows.push({ label: 'hit · memory · HS256 user JWT', cells: [rps(seqHit), ms(seqHit, 'p50'), ms(seqHit, 'p99'), spread(seqHit.map((h, i) => h.rps / (seqBare[i] as LoadResult).rps), fmt.ratio), '', cpu(seqHit), spread(seqHit.map((h, i) => h.cpuPerRequest / (seqBare[i] as Measured).cpuPerRequest), fmt.ratio), `p50 adds ${spread(added, fmt.us)} µs to bare`] })
 }
 if (bursts.size > 0) rows.push({ section: `cold burst: ${BURST} requests at once over ${BURST_KEYS} new keys (broker API key)` })
 for (const [store, runs] of bursts) {
   const rs = runs.map((r) => r.result)
   const mints = runs.map((r) => r.mints)
   const ok = mints.every((m) => m === BURST_KEYS)
-  rows.push({ label: `burst · ${store}`, cells: [rps(rs), ms(rs, 'p50'), ms(rs, 'p99'), '', '', `mints ${spread(mints, fmt.int)} (expected ${BURST_KEYS}${ok ? '' : ', MISMATCH'})`] })
+  rows.push({ label: `burst · ${store}`, cells: [rps(rs), ms(rs, 'p50'), ms(rs, 'p99'), '', '', '', '', `mints ${spread(mints, fmt.int)} (expected ${BURST_KEYS}${ok ? '' : ', MISMATCH'})`] })
 }
 if (misses.length > 0) {
   const up = misses.map((m) => m.upstream)
   const br = misses.map((m) => m.broker)
   const added = misses.map((m) => m.broker.p50 - m.upstream.p50)
   rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key` })
-  rows.push({ label: 'upstream (simulator) alone', cells: [rps(up), ms(up, 'p50'), ms(up, 'p99'), '', '', ''] })
-  rows.push({ label: 'miss · memory · broker API key', cells: [rps(br), ms(br, 'p50'), ms(br, 'p99'), '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's`] })
+  rows.push({ label: 'upstream (simulator) alone', cells: [rps(up), ms(up, 'p50'), ms(up, 'p99'), '', '', '', '', ''] })
+  rows.push({ label: 'miss · memory · broker API key', cells: [rps(br), ms(br, 'p50'), ms(br, 'p99'), '', '', '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's`] })
 }
 if (mem !== undefined) {
   rows.push({ section: `memory: the app's token store, ${fmt.int(mem.tokens)} tokens after a warm-up fill, full GC (--expose-gc)` })
   const per100k = (b: number): string => `${(b * 100_000 / 1024 / 1024).toFixed(1)} MiB per 100,000 tokens`
-  rows.push({ label: 'live heap per cached token', cells: ['', '', '', '', '', `${fmt.bytes(mem.heapPerToken)} B; ${per100k(mem.heapPerToken)}`] })
-  rows.push({ label: 'RSS per cached token', cells: ['', '', '', '', '', `${fmt.bytes(mem.rssPerToken)} B; ${per100k(mem.rssPerToken)}`] })
-  if (mem.held !== mem.tokens) rows.push({ label: 'tokens still held', cells: ['', '', '', '', '', `${mem.held} of ${mem.tokens}: the store's bound evicted the rest`] })
+  rows.push({ label: 'live heap per cached token', cells: ['', '', '', '', '', '', '', `${fmt.bytes(mem.heapPerToken)} B; ${per100k(mem.heapPerToken)}`] })
+  rows.push({ label: 'RSS per cached token', cells: ['', '', '', '', '', '', '', `${fmt.bytes(mem.rssPerToken)} B; ${per100k(mem.rssPerToken)}`] })
+  if (mem.held !== mem.tokens) rows.push({ label: 'tokens still held', cells: ['', '', '', '', '', '', '', `${mem.held} of ${mem.tokens}: the store's bound evicted the rest`] })
 }
 
 await stopAll()
@@ -361,8 +408,9 @@ if (redis !== undefined) {
 
 const load1 = loadavg().map((l) => l.toFixed(1)).join(' ')
 console.log(`\ntiktools-broker bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${load1}`)
-console.log(`median [min–max] of ${REPEATS} repeat(s); latency in ms from the client (autocannon, its own process), loopback\n`)
-console.log(renderTable(['row', 'req/s', 'p50 ms', 'p99 ms', '× bare req/s', 'p99 / bare p99', 'note'], rows))
+console.log(`median [min–max] of ${REPEATS} repeat(s); latency in ms from the client (autocannon, its own process), loopback;`)
+console.log('server CPU µs/req: user + system time of the server process per answered request (/proc), steadier than req/s on a busy machine\n')
+console.log(renderTable(['row', 'req/s', 'p50 ms', 'p99 ms', '× bare req/s', 'p99 / bare p99', 'server CPU µs/req', '× bare CPU', 'note'], rows))
 console.log('')
 if (failures > 0) {
   process.stderr.write(`bench: ${failures} check(s) failed (see above)\n`)

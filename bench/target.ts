@@ -4,14 +4,23 @@
  *   - `bare`:   plain Fastify answering the token POST with a constant ~400-byte JSON body
  *   - `naive`:  plain Fastify calling the upstream on every request (what one would write without a broker)
  *   - `broker`: the broker, on the memory store, or on Redis when `redisUrl` is given
- * Prints `READY <url>` once listening; SIGTERM closes it (so `--cpu-prof` is written).
+ * The broker runs from `dist/` (what `npm start` runs; `npm run bench` builds
+ * first), so a profile names real lines. Prints `READY <url>` once listening;
+ * SIGTERM closes it. With `profileDir`, the V8 CPU profiler (what `--cpu-prof`
+ * drives) records from READY to SIGTERM: the load, not the start-up.
  */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { buildApp } from '../src/app.js'
-import { createLogger } from '../src/logger.js'
-import { createState } from '../src/state/index.js'
 import { benchConfig, UPSTREAM_KEY } from './fixtures.js'
+
+// BENCH_DIST: another build to measure (an earlier commit's dist/, for before/after).
+const distDir = process.env.BENCH_DIST === undefined ? new URL('../dist/', import.meta.url) : new URL(`file://${process.env.BENCH_DIST.replace(/\/?$/, '/')}`)
+const dist = (file: string): string => new URL(file, distDir).href
+const { buildApp } = (await import(dist('app.js'))) as typeof import('../src/app.js')
+const { createLogger } = (await import(dist('logger.js'))) as typeof import('../src/logger.js')
+const { createState } = (await import(dist('state/index.js'))) as typeof import('../src/state/index.js')
 
 export interface TargetSpec {
   kind: 'bare' | 'naive' | 'broker'
@@ -19,6 +28,8 @@ export interface TargetSpec {
   jwksUrl: string
   redisUrl?: string
   keyPrefix?: string
+  /** Where to write a CPU profile of this process under load. */
+  profileDir?: string
 }
 
 /** A token answer's shape and size, with a JWT like tik.tools' (~300 bytes). */
@@ -78,11 +89,25 @@ else {
 }
 await app.listen({ host: '127.0.0.1', port: 0 })
 const { port } = app.server.address() as { port: number }
+let profiler: Session | undefined
+if (spec.profileDir !== undefined) {
+  profiler = new Session()
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+  await profiler.post('Profiler.start')
+}
 process.stdout.write(`READY http://127.0.0.1:${port}\n`)
 
-process.once('SIGTERM', () => {
-  void app
-    .close()
-    .then(closeState)
-    .finally(() => process.exit(0))
-})
+async function stop(): Promise<void> {
+  if (profiler !== undefined) {
+    const { profile } = await profiler.post('Profiler.stop')
+    const name = `${spec.kind}${spec.redisUrl === undefined ? '' : '-redis'}-${process.pid}.cpuprofile`
+    await writeFile(`${spec.profileDir as string}/${name}`, JSON.stringify(profile))
+  }
+  await app.close()
+  await closeState()
+}
+process.once('SIGTERM', () => void stop().finally(() => process.exit(0)))
+// The orchestrator holds our stdin: when it goes away, however it died, so do we.
+process.stdin.on('end', () => process.exit(0)).resume()
