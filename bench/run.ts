@@ -1,131 +1,419 @@
 /**
- * `npm run bench`: the broker's token path on loopback, against the bundled
- * simulator. Every row is measured in this run, beside its baseline:
- *   - healthz:        GET /healthz — the floor of Fastify + the HTTP client here
- *   - token hit:      POST /v1/token, one subject, always a cache hit
- *   - token hit, 1k users: 1,000 subjects cycling, each already cached
- *   - token miss:     every request a new subject → one upstream mint each
- *   - coalesced burst: 200 concurrent requests for one fresh key → 1 mint
- * Not part of the test suite; numbers depend on the machine (2 cores here).
+ * `npm run bench`: the broker's token path against bare Fastify, every row
+ * measured in this run, on loopback. Each server under test and the load
+ * generator (autocannon) run in processes of their own; the simulator and a
+ * JWKS server run here, idle but for the naive proxy and the misses.
+ *
+ * Knobs (environment): BENCH_REPEATS (3), BENCH_DURATION_S (4), BENCH_WARMUP_S (1),
+ * BENCH_CONNECTIONS (50), BENCH_SEQUENTIAL (2000), BENCH_BURST (1000) over
+ * BENCH_BURST_KEYS (100), BENCH_MISSES (300), BENCH_MEMORY_TOKENS (100000),
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROWS (comma list of row ids,
+ * default all), BENCH_DIST (the build the broker runs from, default dist/), BENCH_CPU_PROF (a directory: the broker processes write V8
+ * CPU profiles of their load there; `tsx bench/profile.ts` summarises one). Exits non-zero when a request failed or a
+ * burst minted other than once per key.
  */
-import { SignJWT } from 'jose'
-import { Pool } from 'undici'
-import { buildApp } from '../src/app.js'
-import type { Config } from '../src/config/index.js'
-import { tenantSchema } from '../src/config/tenant-schema.js'
-import { createLogger } from '../src/logger.js'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { startSimulator } from '../src/simulator/index.js'
+import { scanKeys } from '../test/helpers/redis.js'
+import { API_KEY_BODY, BROKER_API_KEY, ES_ISSUER, HIT_BODY, HS_ISSUER, ORIGIN, UPSTREAM_KEY, USER_SECRET } from './fixtures.js'
+import type { LoadResult, LoadSpec } from './load.js'
+import type { MemoryResult } from './memory.js'
+import { fmt, median, renderTable, spread, type TableRow } from './table.js'
+import type { TargetSpec } from './target.js'
 
-const SECRET = 'bench-user-secret-bench-user-secret'
-const API_KEY = 'bench-api-key'
-const DURATION_MS = Number(process.env.BENCH_MS ?? 3000)
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32)
-
-const sim = await startSimulator({ apiKeys: [API_KEY], perMinute: 1_000_000, perDay: 10_000_000 })
-const config: Config = {
-  upstream: { url: sim.url, apiKey: API_KEY, timeoutMs: 5000 },
-  server: { host: '127.0.0.1', port: 0 },
-  tenantsFile: undefined,
-  tenants: [
-    {
-      id: 'bench',
-      ...tenantSchema.parse({
-        auth: { jwt: { issuer: 'https://bench/', secret: SECRET } },
-        creators: { allowed: ['streamer1', 'streamer2'] },
-        limits: { perSubjectPerMinute: 10_000_000, perTenantPerMinute: 100_000_000 },
-      }),
-    },
-  ],
-  redisUrl: undefined,
-  cacheEncryptionKey: undefined,
-  adminToken: undefined,
-  logLevel: 'warn',
+const env = (name: string, fallback: number): number => {
+  const v = process.env[name]
+  return v === undefined || v === '' ? fallback : Number(v)
 }
-const app = await buildApp(config, { logger: createLogger('warn') })
-await app.listen({ host: '127.0.0.1', port: 0 })
-const address = app.server.address() as { port: number }
-const pool = new Pool(`http://127.0.0.1:${address.port}`, { connections: CONCURRENCY, pipelining: 1 })
+const REPEATS = env('BENCH_REPEATS', 3)
+const DURATION_S = env('BENCH_DURATION_S', 4)
+const WARMUP_S = env('BENCH_WARMUP_S', 1)
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50)
+const SEQUENTIAL = env('BENCH_SEQUENTIAL', 2000)
+const BURST = env('BENCH_BURST', 1000)
+const BURST_KEYS = env('BENCH_BURST_KEYS', 100)
+const MISSES = env('BENCH_MISSES', 300)
+const MEMORY_TOKENS = env('BENCH_MEMORY_TOKENS', 100_000)
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const ONLY = process.env.BENCH_ROWS?.split(',').filter((s) => s !== '')
+const CPU_PROF = process.env.BENCH_CPU_PROF
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
+let failures = 0
+const children: ChildProcess[] = []
 
-const jwtFor = (sub: string): Promise<string> =>
-  new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://bench/').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
-const body = JSON.stringify({ allowed_creators: ['streamer1'] })
-
-interface Row {
-  scenario: string
-  requests: number
-  rps: number
-  p50: number
-  p99: number
-  mints: number
+// Whatever ends this process, no child outlives it.
+const fail = (err: unknown): void => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  for (const c of children) c.kill('SIGKILL')
+  process.exit(1)
 }
+process.on('uncaughtException', fail)
+process.on('unhandledRejection', fail)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => fail(new Error(signal)))
 
-async function request(path: string, jwt?: string): Promise<number> {
-  const started = performance.now()
-  const res = await pool.request({
-    path,
-    method: jwt === undefined ? 'GET' : 'POST',
-    headers: jwt === undefined ? {} : { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
-    ...(jwt !== undefined && { body }),
+// --- the servers this process runs: the upstream simulator and a JWKS for the ES256 tenant ---
+const sim = await startSimulator({ apiKeys: [UPSTREAM_KEY], perMinute: 1_000_000_000, perDay: 1_000_000_000_000 })
+const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' }] })
+const jwksServer: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks))
+jwksServer.listen(0, '127.0.0.1')
+await once(jwksServer, 'listening')
+const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks.json`
+
+const hsJwt = await new SignJWT({ sub: 'bench-user-hs' })
+  .setProtectedHeader({ alg: 'HS256' })
+  .setIssuer(HS_ISSUER)
+  .setIssuedAt()
+  .setExpirationTime('2h')
+  .sign(new TextEncoder().encode(USER_SECRET))
+const esJwt = await new SignJWT({ sub: 'bench-user-es' })
+  .setProtectedHeader({ alg: 'ES256', kid: 'bench-1' })
+  .setIssuer(ES_ISSUER)
+  .setIssuedAt()
+  .setExpirationTime('2h')
+  .sign(privateKey)
+
+// --- Redis, when there is one: a random key prefix, deleted at the end ---
+async function redisIfAny(): Promise<Redis | undefined> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    await redis.ping()
+    return redis
+  } catch {
+    redis.disconnect()
+    return undefined
+  }
+}
+const redis = await redisIfAny()
+const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
+
+// --- processes ---
+
+/** Starts a server under test and resolves with its URL once it prints READY. */
+async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
+  const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
+  const child = spawn(process.execPath, ['--import', 'tsx', here('./target.ts')], {
+    env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile) },
+    // stdin stays open: the target exits when it closes, so no server outlives this process.
+    stdio: ['pipe', 'pipe', 'inherit'],
   })
-  await res.body.dump()
-  if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}`)
-  return performance.now() - started
+  children.push(child)
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`bench target ${spec.kind} exited (${String(code)}) before it was ready`)
+  })
+  const ready = (async () => {
+    for await (const line of lines) if (line.startsWith('READY ')) return line.slice(6)
+    throw new Error(`bench target ${spec.kind} closed its output`)
+  })()
+  const url = await Promise.race([ready, exited])
+  exited.catch(() => {})
+  if (child.pid !== undefined) pids.set(url, child.pid)
+  return url
 }
 
-/** Runs `next()` from CONCURRENCY workers for DURATION_MS, recording each latency. */
-async function measure(scenario: string, next: (i: number) => Promise<number>, opts: { limit?: number } = {}): Promise<Row> {
-  const latencies: number[] = []
-  const mintsBefore = sim.stats.mints
-  const deadline = performance.now() + DURATION_MS
-  let i = 0
-  const started = performance.now()
+/** Each server's process, by URL: its CPU time is read around every measured run. */
+const pids = new Map<string, number>()
+
+/** CPU time (user + system, all threads) a process has used, in µs; NaN where /proc is not there. */
+function cpuUs(pid: number | undefined): number {
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return Number.NaN
+  }
+}
+
+const loader = fork(here('./load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+children.push(loader)
+let nextId = 0
+/** What a measured run gives: the client's view, and the server's CPU time per answered request (µs). */
+type Measured = LoadResult & { cpuPerRequest: number }
+
+/**
+ * Runs load from the load process. The server's own CPU time per request is
+ * reported beside throughput: on a machine shared with other work it moves far
+ * less than requests/s does, so it is the better before/after figure there.
+ */
+async function load(spec: LoadSpec): Promise<Measured> {
+  const { warmupS = 0, amount: _amount, ...rest } = spec
+  if (warmupS > 0) await loadOnce({ ...rest, durationS: warmupS })
+  const pid = pids.get(spec.url)
+  const before = cpuUs(pid)
+  const result = await loadOnce({ ...spec, warmupS: 0 })
+  return { ...result, cpuPerRequest: (cpuUs(pid) - before) / (result.ok + result.failed) }
+}
+
+function loadOnce(spec: LoadSpec): Promise<LoadResult> {
+  const id = nextId++
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: { id: number; result?: LoadResult; error?: string }): void => {
+      if (msg.id !== id) return
+      loader.off('message', onMessage)
+      if (msg.error !== undefined) reject(new Error(msg.error))
+      else resolve(msg.result as LoadResult)
+    }
+    loader.on('message', onMessage)
+    loader.send({ id, spec })
+  })
+}
+
+async function memory(): Promise<MemoryResult> {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here('./memory.ts')], {
+    env: { ...process.env, BENCH_MEMORY_TOKENS: String(MEMORY_TOKENS) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  children.push(child)
+  let out = ''
+  child.stdout?.on('data', (d) => (out += String(d)))
+  const [code] = await once(child, 'exit')
+  if (code !== 0) throw new Error(`bench/memory.ts exited ${String(code)}`)
+  return JSON.parse(out.trim().split('\n').pop() as string) as MemoryResult
+}
+
+async function stopAll(): Promise<void> {
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < deadline && (opts.limit === undefined || i < opts.limit)) latencies.push(await next(i++))
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return
+      const exited = once(c, 'exit')
+      c.kill('SIGTERM')
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
     }),
   )
-  const seconds = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
-  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
-  return { scenario, requests: latencies.length, rps: latencies.length / seconds, p50: at(0.5), p99: at(0.99), mints: sim.stats.mints - mintsBefore }
 }
 
-const rows: Row[] = []
-const one = await jwtFor('user-1')
-// Warm both paths up first, so neither row pays for JIT compilation.
-await measure('warm-up', (k) => (k % 2 === 0 ? request('/healthz') : request('/v1/token', one)))
-rows.push(await measure('healthz (baseline)', () => request('/healthz')))
-rows.push(await measure('token hit, 1 user', () => request('/v1/token', one)))
-const users = await Promise.all(Array.from({ length: 1000 }, (_, k) => jwtFor(`u${k}`)))
-for (const jwt of users) await request('/v1/token', jwt)
-rows.push(await measure('token hit, 1000 users', (k) => request('/v1/token', users[k % users.length] as string)))
-const fresh = await Promise.all(Array.from({ length: 3000 }, (_, k) => jwtFor(`new-${k}`)))
-rows.push(await measure('token miss (mint each)', (k) => request('/v1/token', fresh[k] as string), { limit: fresh.length }))
+// --- the rows ---
+interface HitRow {
+  id: string
+  label: string
+  url: () => string
+  headers: Record<string, string>
+  body: string
+}
+const post = (headers: Record<string, string>): Record<string, string> => ({ 'content-type': 'application/json', ...headers })
+const browser = (jwt: string) => post({ authorization: `Bearer ${jwt}`, origin: ORIGIN })
+const backend = post({ authorization: `Bearer ${BROKER_API_KEY}` })
 
-const burstJwt = await jwtFor('burst')
-const mintsBefore = sim.stats.mints
-const burstStart = performance.now()
-const burst = await Promise.all(Array.from({ length: 200 }, () => request('/v1/token', burstJwt)))
-burst.sort((a, b) => a - b)
-rows.push({
-  scenario: 'coalesced burst (200 at once)',
-  requests: burst.length,
-  rps: burst.length / ((performance.now() - burstStart) / 1000),
-  p50: burst[100] ?? 0,
-  p99: burst[197] ?? 0,
-  mints: sim.stats.mints - mintsBefore,
+const started = await Promise.all([
+  startTarget({ kind: 'bare', upstreamUrl: sim.url, jwksUrl }),
+  startTarget({ kind: 'broker', upstreamUrl: sim.url, jwksUrl }, true),
+  redis === undefined ? undefined : startTarget({ kind: 'broker', upstreamUrl: sim.url, jwksUrl, redisUrl: REDIS_URL, keyPrefix: redisPrefix }, true),
+  startTarget({ kind: 'naive', upstreamUrl: sim.url, jwksUrl }),
+])
+const urls: Record<string, string | undefined> = { bare: started[0], memory: started[1], redis: started[2], naive: started[3] }
+
+const hitRows: HitRow[] = []
+for (const store of ['memory', 'redis'] as const) {
+  const url = (): string => urls[store] ?? ''
+  hitRows.push(
+    { id: `${store}-hs256`, label: `hit · ${store} · HS256 user JWT`, url, headers: browser(hsJwt), body: HIT_BODY },
+    { id: `${store}-es256`, label: `hit · ${store} · ES256 user JWT (JWKS)`, url, headers: browser(esJwt), body: HIT_BODY },
+    { id: `${store}-apikey`, label: `hit · ${store} · broker API key`, url, headers: backend, body: API_KEY_BODY },
+  )
+}
+hitRows.push({ id: 'naive', label: 'naive proxy (upstream every time)', url: () => urls.naive ?? '', headers: post({}), body: HIT_BODY })
+const wanted = (id: string): boolean => ONLY === undefined || ONLY.includes(id)
+const available = (row: HitRow): boolean => row.url() !== ''
+
+const throughput = (url: string, headers: Record<string, string>, body: string): LoadSpec => ({
+  url,
+  path: '/v1/token',
+  method: 'POST',
+  headers,
+  body,
+  connections: CONNECTIONS,
+  durationS: DURATION_S,
+  warmupS: WARMUP_S,
+})
+const sequential = (url: string, headers: Record<string, string>, body: string): LoadSpec => ({
+  ...throughput(url, headers, body),
+  connections: 1,
+  amount: SEQUENTIAL,
+  warmupS: Math.min(WARMUP_S, 1),
 })
 
-const pad = (s: string | number, n: number): string => String(s).padStart(n)
-console.log(`\nnode ${process.version}, concurrency ${CONCURRENCY}, ${DURATION_MS} ms per row, loopback\n`)
-console.log(`${'scenario'.padEnd(30)}${pad('requests', 10)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('mints', 7)}`)
-for (const r of rows) {
-  console.log(`${r.scenario.padEnd(30)}${pad(r.requests, 10)}${pad(Math.round(r.rps), 10)}${pad(r.p50.toFixed(2), 9)}${pad(r.p99.toFixed(2), 9)}${pad(r.mints, 7)}`)
+function noteFailures(what: string, r: LoadResult): void {
+  if (r.failed === 0) return
+  failures += 1
+  process.stderr.write(`bench: ${what}: ${r.failed} requests failed\n`)
 }
-const base = rows[0] as Row
-const hit = rows[1] as Row
-console.log(`\ncache hit costs ${(base.rps / hit.rps).toFixed(2)}× the baseline request (req/s ratio)\n`)
 
-await pool.close()
-await app.close()
+// Every hit row's token is minted once before anything is measured.
+for (const row of hitRows) if (available(row) && row.id !== 'naive') noteFailures(`prime ${row.id}`, await load({ ...sequential(row.url(), row.headers, row.body), amount: 3, warmupS: 0 }))
+
+const bare: Measured[] = []
+const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
+const seqBare: Measured[] = []
+const seqHit: Measured[] = []
+const bursts = new Map<string, Array<{ mints: number; result: LoadResult }>>()
+const misses: Array<{ upstream: LoadResult; broker: LoadResult }> = []
+const bareSpec = (spec: LoadSpec): LoadSpec => ({ ...spec, url: urls.bare as string, headers: post({}), body: HIT_BODY })
+const t0 = performance.now()
+const progress = (what: string): boolean => process.stderr.write(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${what}\n`)
+
+for (let rep = 0; rep < REPEATS; rep++) {
+  progress(`repeat ${rep + 1} of ${REPEATS}`)
+  // 50 connections: each row right after its own bare run, so both see the same machine.
+  for (const row of hitRows) {
+    if (!wanted(row.id) || !available(row)) continue
+    const spec = throughput(row.url(), row.headers, row.body)
+    const b = await load(bareSpec(spec))
+    const r = await load(spec)
+    noteFailures('bare', b)
+    noteFailures(row.id, r)
+    bare.push(b)
+    paired.set(row.id, [...(paired.get(row.id) ?? []), { row: r, bare: b }])
+  }
+  if (wanted('sequential')) {
+    const spec = sequential(urls.memory as string, browser(hsJwt), HIT_BODY)
+    seqBare.push(await load(bareSpec(spec)))
+    seqHit.push(await load(spec))
+    noteFailures('sequential', seqHit.at(-1) as LoadResult)
+  }
+  // Cold burst: every request at once, fresh keys (API-key subjects) cycling BURST_KEYS.
+  for (const store of ['memory', 'redis'] as const) {
+    if (!wanted(`burst-${store}`) || urls[store] === undefined) continue
+    const before = sim.stats.mints
+    const result = await load({
+      url: urls[store] as string,
+      path: '/v1/token',
+      method: 'POST',
+      headers: backend,
+      body: API_KEY_BODY,
+      connections: Math.min(BURST, 1000),
+      amount: BURST,
+      vary: { prefix: `burst-${rep}-${randomBytes(3).toString('hex')}-`, count: BURST_KEYS },
+    })
+    const mints = sim.stats.mints - before
+    noteFailures(`burst-${store}`, result)
+    if (mints !== BURST_KEYS) {
+      failures += 1
+      process.stderr.write(`bench: cold burst on ${store} minted ${mints} times for ${BURST_KEYS} keys\n`)
+    }
+    bursts.set(store, [...(bursts.get(store) ?? []), { mints, result }])
+  }
+  // A miss, one at a time: the upstream alone, then the broker minting through it (a new subject each request).
+  if (wanted('miss')) {
+    const mintBody = JSON.stringify({ expire_after: 600, max_websockets: 1, allowed_creators: ['streamer1'] })
+    const upstream = await load({
+      url: sim.url,
+      path: `/authentication/jwt?apiKey=${UPSTREAM_KEY}`,
+      method: 'POST',
+      headers: post({}),
+      body: mintBody,
+      connections: 1,
+      amount: MISSES,
+      warmupS: 0,
+    })
+    const broker = await load({
+      url: urls.memory as string,
+      path: '/v1/token',
+      method: 'POST',
+      headers: backend,
+      body: API_KEY_BODY,
+      connections: 1,
+      amount: MISSES,
+      vary: { prefix: `miss-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
+    })
+    noteFailures('miss upstream', upstream)
+    noteFailures('miss broker', broker)
+    misses.push({ upstream, broker })
+  }
+}
+progress('memory')
+const mem = wanted('memory') ? await memory() : undefined
+progress('done')
+
+// --- the table ---
+const rows: TableRow[] = []
+const rps = (rs: LoadResult[]): string => spread(rs.map((r) => r.rps), fmt.int)
+const cpu = (rs: Measured[]): string => spread(rs.map((r) => r.cpuPerRequest), fmt.us)
+const ms = (rs: LoadResult[], q: 'p50' | 'p99'): string => spread(rs.map((r) => r[q]), fmt.ms)
+rows.push({ section: `${CONNECTIONS} connections, ${DURATION_S} s each; every row paired with a bare run just before it` })
+if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', cpu(bare), '1.00', ''] })
+for (const row of hitRows) {
+  if (!wanted(row.id)) continue
+  const pairs = paired.get(row.id)
+  if (pairs === undefined) {
+    rows.push({ label: row.label, cells: ['–', '–', '–', '–', '–', '–', '–', `not run: no Redis at ${REDIS_URL}`] })
+    continue
+  }
+  const rs = pairs.map((p) => p.row)
+  rows.push({
+    label: row.label,
+    cells: [
+      rps(rs),
+      ms(rs, 'p50'),
+      ms(rs, 'p99'),
+      spread(pairs.map((p) => p.row.rps / p.bare.rps), fmt.ratio),
+      spread(pairs.map((p) => p.row.p99 / p.bare.p99), fmt.ratio),
+      cpu(rs),
+      spread(pairs.map((p) => p.row.cpuPerRequest / p.bare.cpuPerRequest), fmt.ratio),
+      '',
+    ],
+  })
+}
+if (seqHit.length > 0) {
+  const added = seqHit.map((h, i) => (h.p50 - (seqBare[i] as LoadResult).p50) * 1000)
+  rows.push({ section: `one keep-alive connection, ${SEQUENTIAL} sequential requests` })
+  // A run of a fixed number of requests ends on autocannon's one-second tick: its rate says nothing.
+  rows.push({ label: 'bare Fastify', cells: ['', ms(seqBare, 'p50'), ms(seqBare, 'p99'), '', '', cpu(seqBare), '', ''] })
+  rows.push({ label: 'hit · memory · HS256 user JWT', cells: ['', ms(seqHit, 'p50'), ms(seqHit, 'p99'), '', '', cpu(seqHit), spread(seqHit.map((h, i) => h.cpuPerRequest / (seqBare[i] as Measured).cpuPerRequest), fmt.ratio), `p50 adds ${spread(added, fmt.us)} µs to bare`] })
+}
+if (bursts.size > 0) rows.push({ section: `cold burst: ${BURST} requests at once over ${BURST_KEYS} new keys (broker API key)` })
+for (const [store, runs] of bursts) {
+  const rs = runs.map((r) => r.result)
+  const mints = runs.map((r) => r.mints)
+  const ok = mints.every((m) => m === BURST_KEYS)
+  rows.push({ label: `burst · ${store}`, cells: ['', ms(rs, 'p50'), ms(rs, 'p99'), '', '', '', '', `mints ${spread(mints, fmt.int)} (expected ${BURST_KEYS}${ok ? '' : ', MISMATCH'})`] })
+}
+if (misses.length > 0) {
+  const up = misses.map((m) => m.upstream)
+  const br = misses.map((m) => m.broker)
+  const added = misses.map((m) => m.broker.p50 - m.upstream.p50)
+  rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key` })
+  rows.push({ label: 'upstream (simulator) alone', cells: ['', ms(up, 'p50'), ms(up, 'p99'), '', '', '', '', ''] })
+  rows.push({ label: 'miss · memory · broker API key', cells: ['', ms(br, 'p50'), ms(br, 'p99'), '', '', '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's`] })
+}
+if (mem !== undefined) {
+  rows.push({ section: `memory: the app's token store, ${fmt.int(mem.tokens)} tokens after a warm-up fill, full GC (--expose-gc)` })
+  const per100k = (b: number): string => `${(b * 100_000 / 1024 / 1024).toFixed(1)} MiB per 100,000 tokens`
+  rows.push({ label: 'live heap per cached token', cells: ['', '', '', '', '', '', '', `${fmt.bytes(mem.heapPerToken)} B; ${per100k(mem.heapPerToken)}`] })
+  rows.push({ label: 'RSS per cached token', cells: ['', '', '', '', '', '', '', `${fmt.bytes(mem.rssPerToken)} B; ${per100k(mem.rssPerToken)}`] })
+  if (mem.held !== mem.tokens) rows.push({ label: 'tokens still held', cells: ['', '', '', '', '', '', '', `${mem.held} of ${mem.tokens}: the store's bound evicted the rest`] })
+}
+
+await stopAll()
 await sim.close()
+jwksServer.close()
+if (redis !== undefined) {
+  const keys = await scanKeys(redis, redisPrefix)
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500))
+  redis.disconnect()
+}
+
+const load1 = loadavg().map((l) => l.toFixed(1)).join(' ')
+console.log(`\ntiktools-broker bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${load1}`)
+console.log(`median [min–max] of ${REPEATS} repeat(s); latency in ms from the client (autocannon, its own process), loopback;`)
+console.log('server CPU µs/req: user + system time of the server process per answered request (/proc), steadier than req/s on a busy machine\n')
+console.log(renderTable(['row', 'req/s', 'p50 ms', 'p99 ms', '× bare req/s', 'p99 / bare p99', 'server CPU µs/req', '× bare CPU', 'note'], rows))
+console.log('')
+if (failures > 0) {
+  process.stderr.write(`bench: ${failures} check(s) failed (see above)\n`)
+  process.exitCode = 1
+}

@@ -8,7 +8,7 @@ import type { TokenStore } from './cache/token-store.js'
 import type { Config } from './config/index.js'
 import type { Counters } from './counters/counters.js'
 import { MemoryCounters } from './counters/memory-counters.js'
-import { createLogger } from './logger.js'
+import { createLogger, lazyChildLogger } from './logger.js'
 import { MemoryLedger, type QuotaLedger } from './upstream/quota-ledger.js'
 import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
@@ -72,6 +72,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const app = Fastify({
     loggerInstance: deps.logger ?? createLogger(config.logLevel),
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's own logger is made only when something logs through it (the request line does not).
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: BODY_LIMIT,
     // Long enough for an upstream call plus a wait on another replica's mint.
     requestTimeout: config.upstream.timeoutMs * 2 + 5000,

@@ -6,8 +6,37 @@ const ALWAYS: MintLock = { release: async () => {} }
 /** Subjects whose purge generation is remembered; an older one forgotten still counts as purged (see `#purgedSince`). */
 const MAX_PURGED_SUBJECTS = 100_000
 
+/** Default bounds: entries, and (estimated) bytes of heap. */
+export const MEMORY_STORE_MAX_ENTRIES = 200_000
+export const MEMORY_STORE_MAX_BYTES = 128 * 1024 * 1024
+/** What an entry costs beyond its two strings: the LRU's slots, its map entry, the TTL bookkeeping (measured ~230 B). */
+const ENTRY_OVERHEAD_BYTES = 256
+
 /**
- * {@link TokenStore} for one process: a bounded LRU with per-entry TTL.
+ * A cached token as one flat string, `expiresAt,issuedAt,expireAfter,token`:
+ * no object per entry, and the token's own characters stored once.
+ */
+function pack(value: CachedToken): string {
+  const packed = `${value.expiresAt},${value.issuedAt ?? ''},${value.expireAfter},${value.token}`
+  // A concatenation is a rope that keeps its parts alive; a JWT is ASCII, so latin1 round-trips it into one flat string.
+  return /^[\x00-\xff]*$/.test(packed) ? Buffer.from(packed, 'latin1').toString('latin1') : packed
+}
+
+function unpack(packed: string): CachedToken {
+  const a = packed.indexOf(',')
+  const b = packed.indexOf(',', a + 1)
+  const c = packed.indexOf(',', b + 1)
+  return {
+    token: packed.slice(c + 1),
+    expiresAt: Number(packed.slice(0, a)),
+    issuedAt: b === a + 1 ? null : Number(packed.slice(a + 1, b)),
+    expireAfter: Number(packed.slice(b + 1, c)),
+  }
+}
+
+/**
+ * {@link TokenStore} for one process: an LRU with per-entry TTL, bounded by
+ * entries and by estimated bytes, each token held as one flat string.
  * Single-flight within the process is the token cache's job, so the lock is always granted.
  *
  * Purge generations are one counter for the whole store: a purge takes the
@@ -18,14 +47,20 @@ const MAX_PURGED_SUBJECTS = 100_000
  * serve a purged token.
  */
 export class MemoryTokenStore implements TokenStore {
-  readonly #lru: LRUCache<string, CachedToken>
+  readonly #lru: LRUCache<string, string>
   readonly #failures = new LRUCache<string, MintFailure>({ max: 10_000, ttlAutopurge: false })
   readonly #purged: LRUCache<string, number>
   #generation = 0
   #forgotten = 0
 
-  constructor(options: { max?: number } = {}) {
-    this.#lru = new LRUCache({ max: options.max ?? 50_000, ttlAutopurge: false, allowStale: false })
+  constructor(options: { max?: number; maxBytes?: number } = {}) {
+    this.#lru = new LRUCache<string, string>({
+      max: options.max ?? MEMORY_STORE_MAX_ENTRIES,
+      maxSize: options.maxBytes ?? MEMORY_STORE_MAX_BYTES,
+      sizeCalculation: (packed, key) => ENTRY_OVERHEAD_BYTES + packed.length + key.length,
+      ttlAutopurge: false,
+      allowStale: false,
+    })
     this.#purged = new LRUCache({
       max: MAX_PURGED_SUBJECTS,
       dispose: (generation, _subject, reason) => {
@@ -35,14 +70,14 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async get(key: TokenKey): Promise<CachedToken | undefined> {
-    return this.#lru.get(tokenKeyId(key))
+    return this.#read(tokenKeyId(key))
   }
 
   async set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
     if (generation !== undefined && this.#purgedSince(key, generation)) return false
     if (ttlMs > 0) {
       const id = tokenKeyId(key)
-      this.#lru.set(id, value, { ttl: ttlMs })
+      this.#lru.set(id, pack(value), { ttl: ttlMs })
       this.#failures.delete(id)
     }
     return true
@@ -50,7 +85,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async delete(key: TokenKey, token: string): Promise<boolean> {
     const id = tokenKeyId(key)
-    if (this.#lru.get(id)?.token !== token) return false
+    if (this.#read(id)?.token !== token) return false
     return this.#lru.delete(id)
   }
 
@@ -72,7 +107,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async landed(key: TokenKey): Promise<Landed | undefined> {
     const id = tokenKeyId(key)
-    const token = this.#lru.get(id)
+    const token = this.#read(id)
     if (token !== undefined) return { token }
     const failure = this.#failures.get(id)
     return failure === undefined ? undefined : { failure }
@@ -89,6 +124,12 @@ export class MemoryTokenStore implements TokenStore {
   async close(): Promise<void> {
     this.#lru.clear()
     this.#failures.clear()
+  }
+
+  /** The entry under a key id, unpacked (every reader of the LRU goes through here). */
+  #read(id: string): CachedToken | undefined {
+    const packed = this.#lru.get(id)
+    return packed === undefined ? undefined : unpack(packed)
   }
 
   #purgedSince(key: TokenKey, generation: number): boolean {

@@ -1,9 +1,9 @@
-import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Tenant } from '../config/tenant-schema.js'
 import { derivePurposeKey, hashName } from '../cache/crypto.js'
 import { BrokerError } from '../errors.js'
+import { LocalRateLimitStore, type RateLimitCount, type RateLimitStore, type WindowPair } from '../state/rate-limit-store.js'
 
 /** The broker's own limits on token requests: per subject and per tenant, per minute. */
 export interface BrokerLimits {
@@ -17,46 +17,36 @@ declare module 'fastify' {
   interface FastifyInstance {
     limits: BrokerLimits
   }
-  interface FastifyRequest {
-    limitKey?: { tenant: Tenant; subject: string }
-  }
 }
 
-type Limiter = (req: FastifyRequest, options?: { increment: false }) => Promise<{
-  isAllowed: boolean
-  isExceeded?: boolean
-  max?: number
-  remaining?: number
-  ttlInSeconds?: number
-}>
-
-
 export interface LimitsOptions {
-  /** A @fastify/rate-limit store class (the Redis-backed one when replicas share state). */
+  /** A rate-limit store class (the Redis-backed one, `sharedRateLimitStore`, when replicas share state). */
   store?: unknown
 }
 
+const WINDOW_MS = 60_000
+
+/**
+ * Both windows are counted in one step of the store (one Redis round trip),
+ * with @fastify/rate-limit's fixed-window semantics, keys and `RateLimit-*`
+ * arithmetic: a subject over its limit is refused without counting against its tenant.
+ */
 async function limits(app: FastifyInstance, options: LimitsOptions): Promise<void> {
-  await app.register(rateLimit, {
-    global: false,
-    cache: 100_000,
-    ...(options.store !== undefined && { store: options.store as never }),
-  })
-  const key = (req: FastifyRequest) => req.limitKey as NonNullable<FastifyRequest['limitKey']>
-  // Keyed, so counters (and Redis keys) never hold a subject, nor a hash a guessable subject could be matched against.
+  const Store = options.store as (new (params: object) => RateLimitStore) | undefined
+  const store: RateLimitStore = Store === undefined ? new LocalRateLimitStore() : new Store({}).child({ routeInfo: {} })
+  // Keyed, so shared counters (Redis keys) never hold a subject, nor a hash a guessable subject could be matched against.
+  // Counters in this process need no hash: nothing outside it sees their keys.
   const subjectKey = derivePurposeKey(app.broker.config.upstream.apiKey, 'rate-limit subjects')
-  const subjectHash = (tenantId: string, subject: string): string => hashName(subjectKey, tenantId, subject)
-  const create = (app as unknown as { createRateLimit(o: object): Limiter }).createRateLimit
-  const perSubject = create({
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `s:{${key(req).tenant.id}}:${subjectHash(key(req).tenant.id, key(req).subject)}`,
-    max: (req: FastifyRequest) => key(req).tenant.limits.perSubjectPerMinute,
-  })
-  const perTenant = create({
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `t:{${key(req).tenant.id}}`,
-    max: (req: FastifyRequest) => key(req).tenant.limits.perTenantPerMinute,
-  })
+  const subjectId =
+    Store === undefined ? (tenantId: string, subject: string) => `${tenantId}\u0000${subject}` : (tenantId: string, subject: string) => hashName(subjectKey, tenantId, subject)
+
+  const hitBoth = (tenant: Tenant, subject: string): Promise<WindowPair> =>
+    new Promise((resolve, reject) => {
+      const id = tenant.id
+      store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, (err, pair) =>
+        err ? reject(err) : resolve(pair as WindowPair),
+      )
+    })
 
   const refuse = (tenant: Tenant, scope: 'subject' | 'tenant', retryAfter: number): BrokerError => {
     app.broker.metrics.rejection(tenant.id, scope)
@@ -66,26 +56,22 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
   }
 
   app.decorate('limits', {
-    async check(request, reply, tenant, subject) {
-      request.limitKey = { tenant, subject }
-      const s = await perSubject(request)
-      if (!s.isAllowed) {
-        reply.headers({
-          'ratelimit-limit': s.max,
-          'ratelimit-remaining': s.remaining,
-          'ratelimit-reset': s.ttlInSeconds,
-        })
-        if (s.isExceeded === true) throw refuse(tenant, 'subject', Math.max(1, s.ttlInSeconds ?? 1))
-      }
-      const t = await perTenant(request)
-      if (!t.isAllowed && t.isExceeded === true) throw refuse(tenant, 'tenant', Math.max(1, t.ttlInSeconds ?? 1))
+    async check(_request, reply, tenant, subject) {
+      const { subject: s, tenant: t } = await hitBoth(tenant, subject)
+      const max = tenant.limits.perSubjectPerMinute
+      const reset = Math.ceil(s.ttl / 1000)
+      reply.header('ratelimit-limit', max)
+      reply.header('ratelimit-remaining', Math.max(0, max - s.current))
+      reply.header('ratelimit-reset', reset)
+      if (s.current > max) throw refuse(tenant, 'subject', Math.max(1, reset))
+      if (t !== undefined && t.current > tenant.limits.perTenantPerMinute) throw refuse(tenant, 'tenant', Math.max(1, Math.ceil(t.ttl / 1000)))
     },
     async windows(tenant) {
-      // The limiter only needs the key parts and the route config a real request carries.
-      const probe = { limitKey: { tenant, subject: '' }, routeOptions: { config: {} } } as unknown as FastifyRequest
-      const w = await perTenant(probe, { increment: false })
+      const w = await new Promise<RateLimitCount>((resolve, reject) =>
+        store.read(`t:{${tenant.id}}`, (err, r) => (err ? reject(err) : resolve(r as RateLimitCount)), WINDOW_MS, tenant.limits.perTenantPerMinute),
+      )
       const limit = tenant.limits.perTenantPerMinute
-      return { tenant: { count: limit - (w.remaining ?? limit), limit, resetInSeconds: w.ttlInSeconds ?? 0 } }
+      return { tenant: { count: Math.min(w.current, limit), limit, resetInSeconds: Math.ceil(w.ttl / 1000) } }
     },
   } satisfies BrokerLimits)
 }

@@ -10,6 +10,8 @@ import { parseTokenRequest } from '../policy/token-request.js'
 declare module 'fastify' {
   interface FastifyRequest {
     caller?: { credential: Credential; tenant: Tenant }
+    /** True once this request was counted toward its limits (so that an error after it does not count it twice). */
+    limitCounted?: boolean
   }
 }
 
@@ -73,11 +75,12 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   }
   // A body refused before the handler ran (not JSON, too large, wrong type) still counts, once.
   const countRefused = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (request.caller === undefined || request.limitKey !== undefined) return
+    if (request.caller === undefined || request.limitCounted === true) return
     await limits.check(request, reply, request.caller.tenant, limitSubject(request, request.caller.credential)).catch(() => undefined)
   }
   app.post('/v1/token', { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema } }, async (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
+    request.limitCounted = true
     await limits.check(request, reply, tenant, limitSubject(request, credential))
     const body = parseTokenRequest(request.body)
     const subject = subjectOf(credential, body)

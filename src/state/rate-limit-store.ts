@@ -2,19 +2,32 @@ import { createRequire } from 'node:module'
 import type { RedisHealth } from './health.js'
 import type { RedisClient } from './redis-client.js'
 
-/** What a @fastify/rate-limit store answers for a key. */
-interface RateLimitCount {
+/** What a store answers for one window: requests counted in it, and milliseconds until it ends. */
+export interface RateLimitCount {
   current: number
   ttl: number
 }
 type Callback = (err: Error | null, result?: RateLimitCount) => void
 type StoreMethod = (key: string, cb: Callback, timeWindow: number, max: number) => void
 
-/** The store interface @fastify/rate-limit drives (see its `store/*.js`). */
+/** A request's two windows after one step: the subject's, and the tenant's unless the subject's was already over. */
+export interface WindowPair {
+  subject: RateLimitCount
+  tenant?: RateLimitCount
+}
+type PairCallback = (err: Error | null, result?: WindowPair) => void
+
+/**
+ * The store interface @fastify/rate-limit drives (see its `store/*.js`), plus
+ * `hitBoth`: the broker's subject and tenant windows counted in one atomic
+ * step, one Redis round trip.
+ */
 export interface RateLimitStore {
   incr: StoreMethod
   read: StoreMethod
   child(routeOptions: RateLimitParams): RateLimitStore
+  /** Counts `subjectKey`; unless that is now over `subjectMax`, counts `tenantKey` too (the keys share a hash slot). */
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void
 }
 
 /** The parts of the plugin's normalised params a store uses. */
@@ -30,16 +43,73 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore') as new (
   continueExceeding: boolean | undefined,
   exponentialBackoff: boolean | undefined,
   cache: number,
-) => RateLimitStore
+) => Omit<RateLimitStore, 'hitBoth'>
 const RedisStore = require('@fastify/rate-limit/store/RedisStore') as new (
   continueExceeding: boolean | undefined,
   exponentialBackoff: boolean | undefined,
   redis: RedisClient,
   key: string,
-) => RateLimitStore
+) => Omit<RateLimitStore, 'hitBoth'>
 
-/** Keys the local fallback remembers per limiter; the plugin's default 5000 is small for a subject limit. */
-const LOCAL_ENTRIES = 100_000
+/** Keys the local store remembers per limiter; the plugin's default 5000 is small for a subject limit. */
+export const LOCAL_ENTRIES = 100_000
+
+/**
+ * Both windows in one script: the plugin's own step (INCR, PEXPIRE on the
+ * first hit, else PTTL) on the subject's key, then — unless the subject is
+ * over its limit, when the tenant's window is left alone — on the tenant's.
+ * Same keys and same counts as two plugin calls, so replicas of either kind share windows.
+ */
+const HIT_BOTH = `
+local window = tonumber(ARGV[1])
+local subjectMax = tonumber(ARGV[2])
+local function hit(key)
+  local current = redis.call('INCR', key)
+  if current == 1 then
+    redis.call('PEXPIRE', key, window)
+    return current, window
+  end
+  return current, redis.call('PTTL', key)
+end
+local s, sttl = hit(KEYS[1])
+if s > subjectMax then return {s, sttl} end
+local t, tttl = hit(KEYS[2])
+return {s, sttl, t, tttl}
+`
+
+type HitBothCommand = (subjectKey: string, tenantKey: string, window: number, subjectMax: number) => Promise<number[]>
+
+/** A @fastify/rate-limit `store` class counting in this process (a bounded LRU of fixed windows). */
+export class LocalRateLimitStore implements RateLimitStore {
+  readonly #local: Omit<RateLimitStore, 'hitBoth'>
+
+  constructor(params: RateLimitParams = {}, entries = LOCAL_ENTRIES) {
+    this.#local = new LocalStore(params.continueExceeding, params.exponentialBackoff, entries)
+  }
+
+  incr(key: string, cb: Callback, timeWindow: number, max: number): void {
+    this.#local.incr(key, cb, timeWindow, max)
+  }
+
+  read(key: string, cb: Callback, timeWindow: number, max: number): void {
+    this.#local.read(key, cb, timeWindow, max)
+  }
+
+  child(): RateLimitStore {
+    return this
+  }
+
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void {
+    // LocalStore answers synchronously: no other request can step in between the two counts.
+    let subject: RateLimitCount | undefined
+    let tenant: RateLimitCount | undefined
+    this.#local.incr(subjectKey, (_e, r) => (subject = { current: r?.current ?? 0, ttl: r?.ttl ?? 0 }), timeWindow, subjectMax)
+    const s = subject as RateLimitCount
+    if (s.current > subjectMax) return cb(null, { subject: s })
+    this.#local.incr(tenantKey, (_e, r) => (tenant = { current: r?.current ?? 0, ttl: r?.ttl ?? 0 }), timeWindow, Number.MAX_SAFE_INTEGER)
+    cb(null, { subject: s, ...(tenant !== undefined && { tenant }) })
+  }
+}
 
 /**
  * A @fastify/rate-limit `store` class counting in Redis (keys `tkb:rl:…`; the
@@ -47,16 +117,21 @@ const LOCAL_ENTRIES = 100_000
  * away, in this process: limits are then enforced per replica, never skipped.
  *
  * @example
- * await app.register(rateLimit, { store: sharedRateLimitStore(connection.client, connection) })
+ * await app.register(limits, { store: sharedRateLimitStore(connection.client, connection) })
  */
 export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
+  const commands = redis as unknown as { brokerRateLimitBoth?: HitBothCommand }
+  if (commands.brokerRateLimitBoth === undefined) redis.defineCommand('brokerRateLimitBoth', { numberOfKeys: 2, lua: HIT_BOTH })
+
   class SharedRateLimitStore implements RateLimitStore {
-    readonly #shared: RateLimitStore
-    readonly #local: RateLimitStore
+    readonly #shared: Omit<RateLimitStore, 'hitBoth'>
+    readonly #local: LocalRateLimitStore
+    readonly #namespace: string
 
     constructor(params: RateLimitParams, namespace = prefix) {
+      this.#namespace = namespace
       this.#shared = new RedisStore(params.continueExceeding, params.exponentialBackoff, redis, namespace)
-      this.#local = new LocalStore(params.continueExceeding, params.exponentialBackoff, LOCAL_ENTRIES)
+      this.#local = new LocalRateLimitStore(params)
     }
 
     incr(key: string, cb: Callback, timeWindow: number, max: number): void {
@@ -71,6 +146,20 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
     child(routeOptions: RateLimitParams): RateLimitStore {
       const { method, url } = routeOptions.routeInfo ?? {}
       return new SharedRateLimitStore(routeOptions, method !== undefined && url !== undefined ? `${prefix}${method}${url}:` : prefix)
+    }
+
+    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void {
+      if (!health.available) return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax, cb)
+      ;(commands.brokerRateLimitBoth as HitBothCommand)
+        .call(redis, this.#namespace + subjectKey, this.#namespace + tenantKey, timeWindow, subjectMax)
+        .then(
+          ([s = 0, sttl = 0, t, tttl]) =>
+            cb(null, { subject: { current: s, ttl: sttl }, ...(t !== undefined && { tenant: { current: t, ttl: tttl ?? 0 } }) }),
+          (err: Error) => {
+            health.noteFailure(err)
+            this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax, cb)
+          },
+        )
     }
 
     #run(method: 'incr' | 'read', key: string, cb: Callback, timeWindow: number, max: number): void {

@@ -3,3 +3,36 @@ import { MemoryTokenStore } from '../../src/cache/memory-store.js'
 import { tokenStoreContract } from './token-store.contract.js'
 
 tokenStoreContract(t, 'MemoryTokenStore', async () => new MemoryTokenStore(), { exclusiveLock: false })
+
+const key = (subject: string) => ({ tenantId: 'acme', subject, grant: 'a1|1|600' })
+
+t.test('a token comes back exactly as stored, with or without iat', async (t) => {
+  const store = new MemoryTokenStore()
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_'
+  await store.set(key('u1'), { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600 }, 60_000)
+  await store.set(key('u2'), { token, expiresAt: 1_800_000_600, issuedAt: null, expireAfter: 3600 }, 60_000)
+  t.same(await store.get(key('u1')), { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600 })
+  t.same(await store.get(key('u2')), { token, expiresAt: 1_800_000_600, issuedAt: null, expireAfter: 3600 })
+})
+
+t.test('the store is bounded by bytes as well as by entries', async (t) => {
+  const token = `eyJ.${'x'.repeat(1000)}.sig`
+  const value = { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600 }
+  const byBytes = new MemoryTokenStore({ max: 1000, maxBytes: 20_000 })
+  for (let i = 0; i < 100; i++) await byBytes.set(key(`u${i}`), value, 60_000)
+  let held = 0
+  for (let i = 0; i < 100; i++) if ((await byBytes.get(key(`u${i}`))) !== undefined) held += 1
+  t.ok(held > 0 && held < 20, `about 20 KB of ~1.3 KB entries held (${held})`)
+  t.ok(await byBytes.get(key('u99')), 'the newest is kept')
+  const byEntries = new MemoryTokenStore({ max: 10 })
+  for (let i = 0; i < 20; i++) await byEntries.set(key(`u${i}`), value, 60_000)
+  t.equal(await byEntries.get(key('u9')), undefined)
+  t.ok(await byEntries.get(key('u19')))
+})
+
+t.test('a token that is not latin1 is kept intact too', async (t) => {
+  const store = new MemoryTokenStore()
+  const token = 'not-a-jwt-\u20ac-\u{1f600}'
+  await store.set(key('u1'), { token, expiresAt: 1, issuedAt: null, expireAfter: 30 }, 60_000)
+  t.equal((await store.get(key('u1')))?.token, token)
+})

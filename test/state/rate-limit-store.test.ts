@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { createLogger } from '../../src/logger.js'
 import { RedisConnection } from '../../src/state/redis-connection.js'
-import { sharedRateLimitStore, type RateLimitStore } from '../../src/state/rate-limit-store.js'
+import { LocalRateLimitStore, sharedRateLimitStore, type RateLimitStore, type WindowPair } from '../../src/state/rate-limit-store.js'
 import { freePort, redisForTest, scanKeys, TEST_REDIS_URL } from '../helpers/redis.js'
 
 const log = createLogger('silent')
@@ -58,4 +58,63 @@ t.test('a Redis command that fails falls back to the local count for that call',
   await connection.close()
   t.equal((await incr(limiterOnBrokenRedis, 's:{acme}:x')).current, 1, 'local count, no error')
   t.equal(health.failures, 1)
+})
+
+const both = (store: RateLimitStore, subjectKey: string, subjectMax: number, tenantKey = 't:{acme}') =>
+  new Promise<WindowPair>((resolve, reject) =>
+    store.hitBoth(subjectKey, tenantKey, 60_000, subjectMax, (err, res) => (err ? reject(err) : resolve(res as WindowPair))),
+  )
+
+t.test('hitBoth counts both windows in one Redis round trip, under the keys two plugin calls use', async (t) => {
+  const { redis, prefix } = await redisForTest(t)
+  const a = await replica(t, prefix)
+  const b = await replica(t, prefix)
+  await both(a.limiter, 's:{acme}:warm', 10) // loads the script once
+  let sent = 0
+  const client = a.connection.client as unknown as { sendCommand(cmd: unknown): unknown }
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (cmd) => (sent++, send(cmd))
+  const first = await both(a.limiter, 's:{acme}:h1', 10)
+  t.equal(sent, 1, 'one command: both windows in one script')
+  t.match(first, { subject: { current: 1, ttl: 60_000 }, tenant: { current: 2 } })
+  t.match(await both(b.limiter, 's:{acme}:h1', 10), { subject: { current: 2 }, tenant: { current: 3 } }, 'replicas share both windows')
+  t.equal((await incr(a.limiter, 's:{acme}:h1')).current, 3, 'the plugin’s own step sees the same subject window')
+  t.equal((await incr(a.limiter, 't:{acme}', 'read')).current, 3, 'and the same tenant window')
+  const tenantTtl = (await both(a.limiter, 's:{acme}:h2', 10)).tenant?.ttl ?? 0
+  t.ok(tenantTtl > 0 && tenantTtl <= 60_000)
+  t.same((await scanKeys(redis, prefix)).sort(), [`${prefix}rl:s:{acme}:h1`, `${prefix}rl:s:{acme}:h2`, `${prefix}rl:s:{acme}:warm`, `${prefix}rl:t:{acme}`])
+})
+
+t.test('hitBoth leaves the tenant window alone once the subject is over its limit', async (t) => {
+  const { prefix } = await redisForTest(t)
+  const { limiter } = await replica(t, prefix)
+  await both(limiter, 's:{acme}:h1', 1)
+  const over = await both(limiter, 's:{acme}:h1', 1)
+  t.same(over.subject.current, 2)
+  t.equal(over.tenant, undefined, 'no tenant count for a refused subject')
+  t.equal((await incr(limiter, 't:{acme}', 'read')).current, 1)
+})
+
+t.test('hitBoth counts locally, with the same rules, while Redis is away or failing', async (t) => {
+  const { limiter } = await replica(t, 'unused:', `redis://127.0.0.1:${await freePort()}`)
+  t.match(await both(limiter, 's:{acme}:h1', 1), { subject: { current: 1, ttl: 60_000 }, tenant: { current: 1 } })
+  t.match(await both(limiter, 's:{acme}:h1', 1), { subject: { current: 2 }, tenant: undefined })
+  t.match(await both(limiter, 's:{acme}:h2', 1), { subject: { current: 1 }, tenant: { current: 2 } })
+
+  const { prefix } = await redisForTest(t)
+  const { connection } = await replica(t, prefix)
+  const health = { available: true, failures: 0, noteFailure() { this.failures++ }, onRecover() {} }
+  const Store = sharedRateLimitStore(connection.client, health, `${prefix}rl:`)
+  const onBrokenRedis = new Store({}).child({ routeInfo: {} })
+  await connection.close()
+  t.match(await both(onBrokenRedis, 's:{acme}:x', 5), { subject: { current: 1 }, tenant: { current: 1 } }, 'local count, no error')
+  t.equal(health.failures, 1)
+})
+
+t.test('the local store counts both windows the same way', async (t) => {
+  const store = new LocalRateLimitStore()
+  t.match(await both(store, 's:{acme}:h1', 1), { subject: { current: 1, ttl: 60_000 }, tenant: { current: 1, ttl: 60_000 } })
+  t.match(await both(store, 's:{acme}:h1', 1), { subject: { current: 2 }, tenant: undefined })
+  t.match(await both(store, 's:{acme}:h2', 1), { tenant: { current: 2 } })
+  t.equal(store.child(), store)
 })

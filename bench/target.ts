@@ -1,0 +1,113 @@
+/**
+ * One server under test, in a process of its own so that the load generator
+ * never shares its event loop. Started by `run.ts` with `BENCH_TARGET` (JSON):
+ *   - `bare`:   plain Fastify answering the token POST with a constant ~400-byte JSON body
+ *   - `naive`:  plain Fastify calling the upstream on every request (what one would write without a broker)
+ *   - `broker`: the broker, on the memory store, or on Redis when `redisUrl` is given
+ * The broker runs from `dist/` (what `npm start` runs; `npm run bench` builds
+ * first), so a profile names real lines. Prints `READY <url>` once listening;
+ * SIGTERM closes it. With `profileDir`, the V8 CPU profiler (what `--cpu-prof`
+ * drives) records from READY to SIGTERM: the load, not the start-up.
+ */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { benchConfig, UPSTREAM_KEY } from './fixtures.js'
+
+// BENCH_DIST: another build to measure (an earlier commit's dist/, for before/after).
+const distDir = process.env.BENCH_DIST === undefined ? new URL('../dist/', import.meta.url) : new URL(`file://${process.env.BENCH_DIST.replace(/\/?$/, '/')}`)
+const dist = (file: string): string => new URL(file, distDir).href
+const { buildApp } = (await import(dist('app.js'))) as typeof import('../src/app.js')
+const { createLogger } = (await import(dist('logger.js'))) as typeof import('../src/logger.js')
+const { createState } = (await import(dist('state/index.js'))) as typeof import('../src/state/index.js')
+
+export interface TargetSpec {
+  kind: 'bare' | 'naive' | 'broker'
+  upstreamUrl: string
+  jwksUrl: string
+  redisUrl?: string
+  keyPrefix?: string
+  /** Where to write a CPU profile of this process under load. */
+  profileDir?: string
+}
+
+/** A token answer's shape and size, with a JWT like tik.tools' (~300 bytes). */
+const CONSTANT_ANSWER = {
+  status_code: 0,
+  data: {
+    token: `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${'x'.repeat(230)}.${'s'.repeat(43)}`,
+    expires_at: 1764100000,
+    expire_after: 600,
+    allowed_creators: ['streamer1'],
+    max_websockets: 1,
+    cached: true,
+  },
+}
+
+function bare(): FastifyInstance {
+  const app = Fastify()
+  app.post('/v1/token', async () => CONSTANT_ANSWER)
+  return app
+}
+
+function naive(upstreamUrl: string): FastifyInstance {
+  const app = Fastify()
+  const url = `${upstreamUrl}/authentication/jwt?apiKey=${UPSTREAM_KEY}`
+  app.post('/v1/token', async (_request, reply) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ expire_after: 600, max_websockets: 1, allowed_creators: ['streamer1'] }),
+    })
+    const answer = (await res.json()) as { data?: { token?: string } }
+    reply.header('cache-control', 'no-store')
+    return { status_code: 0, data: { token: answer.data?.token, expire_after: 600, allowed_creators: ['streamer1'], max_websockets: 1, cached: false } }
+  })
+  return app
+}
+
+const spec = JSON.parse(process.env.BENCH_TARGET ?? '{}') as TargetSpec
+let app: FastifyInstance
+let closeState = async (): Promise<void> => {}
+if (spec.kind === 'bare') app = bare()
+else if (spec.kind === 'naive') app = naive(spec.upstreamUrl)
+else {
+  // Production logs at info to stdout; here the same lines go to /dev/null, formatted all the same.
+  const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }))
+  const config = benchConfig(spec.upstreamUrl, spec.jwksUrl, spec.redisUrl)
+  const state = await createState(config, logger, { keyPrefix: spec.keyPrefix ?? 'tkb:bench:' })
+  app = await buildApp(config, {
+    logger,
+    store: state.store,
+    counters: state.counters,
+    rateLimitStore: state.rateLimitStore,
+    readiness: state.readiness,
+    ...(state.overrides !== undefined && { overrides: state.overrides }),
+  })
+  closeState = () => state.close()
+}
+await app.listen({ host: '127.0.0.1', port: 0 })
+const { port } = app.server.address() as { port: number }
+let profiler: Session | undefined
+if (spec.profileDir !== undefined) {
+  profiler = new Session()
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+  await profiler.post('Profiler.start')
+}
+process.stdout.write(`READY http://127.0.0.1:${port}\n`)
+
+async function stop(): Promise<void> {
+  if (profiler !== undefined) {
+    const { profile } = await profiler.post('Profiler.stop')
+    const name = `${spec.kind}${spec.redisUrl === undefined ? '' : '-redis'}-${process.pid}.cpuprofile`
+    await writeFile(`${spec.profileDir as string}/${name}`, JSON.stringify(profile))
+  }
+  await app.close()
+  await closeState()
+}
+process.once('SIGTERM', () => void stop().finally(() => process.exit(0)))
+// The orchestrator holds our stdin: when it goes away, however it died, so do we.
+process.stdin.on('end', () => process.exit(0)).resume()
