@@ -79,11 +79,12 @@ export class Authenticator {
     const credential = match[1] as string
     if (Buffer.byteLength(credential) > MAX_CREDENTIAL_BYTES) throw unauthenticated(true, 'The credential is too large.')
 
-    const apiKeyTenant = this.#apiKeys.match(credential)
-    if (apiKeyTenant !== undefined) return { mode: 'apiKey', tenantId: apiKeyTenant }
-
+    // A user JWT verified in the last minute first: the hot path then hashes nothing.
     const known = this.#verified.get(credential)
     if (known !== undefined) return known
+
+    const apiKeyTenant = this.#apiKeys.match(credential)
+    if (apiKeyTenant !== undefined) return { mode: 'apiKey', tenantId: apiKeyTenant }
     const verified = await this.#verifyJwt(credential)
     const exp = typeof verified.claims.exp === 'number' ? verified.claims.exp * 1000 - Date.now() : 60_000
     if (exp > 0) this.#verified.set(credential, verified, { ttl: Math.min(exp, 60_000) })
