@@ -55,3 +55,22 @@ t.test('a Redis that stays frozen: slow after the confirming probe, logged once;
   t.match(redisLines(logs)[0], /not answering in time/)
   t.match(redisLines(logs)[1], /available again/)
 })
+
+t.test('a client that ioredis ends by itself (no more reconnects) is connected again, as often as it takes', async (t) => {
+  const server = await startRedisServer(t)
+  const logs: string[] = []
+  const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
+  const connection = await RedisConnection.open(server.url, log, { maxRetryDelayMs: 50, connectTimeoutMs: 5000 })
+  t.teardown(() => connection.close())
+  for (let i = 0; i < 2; i++) {
+    // What the Sentinel race does to it: the client gives up for good, outside close().
+    connection.client.disconnect()
+    await until('the client ended', async () => connection.client.status === 'end', 1000, 5)
+    t.equal(connection.available, false)
+    await until('available again', async () => connection.available, 3000, 10)
+  }
+  t.equal(redisLines(logs).filter((l) => l.includes('available again')).length, 2)
+  await connection.close()
+  await sleep(200)
+  t.equal(connection.client.status, 'end', 'an end asked for by close() stays an end')
+})
