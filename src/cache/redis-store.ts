@@ -189,7 +189,15 @@ export class RedisTokenStore implements TokenStore {
     let released: Promise<void> | undefined
     return {
       // Compare-and-delete: a holder whose lock expired must not free the next holder's.
-      release: () => (released ??= this.#release([lock], [owner]).then(() => undefined)),
+      // Released once; a release that failed (Redis away) may be sent again.
+      release: () =>
+        (released ??= this.#release([lock], [owner]).then(
+          () => undefined,
+          (err: unknown) => {
+            released = undefined
+            throw err
+          },
+        )),
     }
   }
 

@@ -3,6 +3,9 @@ import type { CachedToken, Landed, MintFailure, MintLock, TokenKey, TokenStore }
 import { BrokerError } from '../errors.js'
 import { withFallback, type RedisHealth } from './health.js'
 
+/** A failed release of a shared mint lock is tried again after this long, if Redis is available then. */
+const RELEASE_RETRY_MS = 500
+
 /**
  * The shared {@link TokenStore}, falling back to one in this process while
  * Redis is away: reads miss Redis but still find what this replica minted
@@ -14,6 +17,8 @@ export class FallbackTokenStore implements TokenStore {
   readonly #shared: TokenStore
   readonly #health: RedisHealth
   #local = new MemoryTokenStore({ max: 10_000 })
+  /** Shared mint locks whose release did not reach Redis, with when each lapses by itself. */
+  readonly #unreleased = new Map<MintLock, number>()
   #closing: Promise<void> | undefined
 
   constructor(shared: TokenStore, health: RedisHealth) {
@@ -21,6 +26,7 @@ export class FallbackTokenStore implements TokenStore {
     this.#health = health
     health.onRecover(() => {
       this.#local = new MemoryTokenStore({ max: 10_000 })
+      this.#releaseLeftovers()
     })
   }
 
@@ -70,7 +76,46 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
-    return withFallback(this.#health, () => this.#shared.acquireMintLock(key, ttlMs), () => this.#local.acquireMintLock())
+    return withFallback(
+      this.#health,
+      async () => {
+        const lock = await this.#shared.acquireMintLock(key, ttlMs)
+        return lock === null ? null : this.#releasedLater(lock, Date.now() + ttlMs)
+      },
+      () => this.#local.acquireMintLock(),
+    )
+  }
+
+  /**
+   * A shared lock whose release, if it cannot reach Redis, is sent again as
+   * soon as Redis returns (or shortly, if it never went away). After a failover the new primary holds a copy of a
+   * lock taken just before the old one died; left alone, every replica would
+   * wait for it to lapse (the upstream timeout and more) before minting that key.
+   */
+  #releasedLater(lock: MintLock, lapsesAt: number): MintLock {
+    return {
+      release: async () => {
+        try {
+          await lock.release()
+        } catch (err) {
+          this.#health.noteFailure(err)
+          if (lapsesAt > Date.now()) {
+            this.#unreleased.set(lock, lapsesAt)
+            // Redis may have stayed up (one failed call): then no recovery comes to send it again.
+            setTimeout(() => this.#health.available && this.#releaseLeftovers(), RELEASE_RETRY_MS).unref()
+          }
+          throw err
+        }
+      },
+    }
+  }
+
+  #releaseLeftovers(): void {
+    const now = Date.now()
+    for (const [lock, lapsesAt] of this.#unreleased) {
+      this.#unreleased.delete(lock)
+      if (lapsesAt > now) void this.#releasedLater(lock, lapsesAt).release().catch(() => undefined)
+    }
   }
 
   waitForToken(key: TokenKey, timeoutMs: number): Promise<Landed | undefined> {

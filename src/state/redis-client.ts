@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisTarget } from '../config/redis-target.js'
+import { boundCommands } from './command-deadline.js'
 
 /** The shared state's client: one Redis (URL or Sentinel form) or a Cluster; the stores use only what both offer. */
 export type RedisClient = Redis | Cluster
@@ -28,21 +29,30 @@ export function reconnectOnReplicaRole(err: Error): 2 | false {
 
 /**
  * Builds ioredis's own client for the target, configured to fail fast: no
- * offline queue, every command bounded, endless capped reconnects, and no
- * command sent twice after a lost connection (an INCR could count twice).
+ * offline queue, every command bounded ({@link boundCommands}, on each
+ * connection of a Cluster too), endless capped reconnects, and no command
+ * sent twice after a lost connection (an INCR could count twice).
  */
 export function createRedisClient(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
+  const commandTimeout = options.commandTimeoutMs ?? 400
+  const client = createClient(target, options, commandTimeout)
+  if (client instanceof Cluster) client.on('+node', (node: Redis) => boundCommands(node, commandTimeout))
+  else boundCommands(client, commandTimeout)
+  return client
+}
+
+function createClient(target: RedisTarget, options: RedisClientOptions, commandTimeout: number): RedisClient {
   const maxDelay = options.maxRetryDelayMs ?? 1000
   const retry = (attempt: number): number => Math.min(50 * attempt, maxDelay)
-  const commandTimeout = options.commandTimeoutMs ?? 400
+  const connectTimeout = options.connectTimeoutMs ?? 2000
   const credentials = {
     ...(target.username !== undefined && { username: target.username }),
     ...(target.password !== undefined && { password: target.password }),
   }
   const connection: RedisOptions = {
     maxRetriesPerRequest: 1,
-    commandTimeout,
-    connectTimeout: options.connectTimeoutMs ?? 2000,
+    // No commandTimeout here: boundCommands sets the deadline, one that a busy event loop cannot fake.
+    connectTimeout,
     autoResendUnfulfilledCommands: false,
     reconnectOnError: reconnectOnReplicaRole,
     connectionName: 'tiktools-broker',

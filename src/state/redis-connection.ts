@@ -3,6 +3,8 @@ import { Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { describeRedisTarget, type RedisTarget } from '../config/redis-target.js'
 import type { ReadinessCheck } from '../routes/health.js'
+import { Availability, type Change, type Condition } from './availability.js'
+import { COMMAND_TIMED_OUT } from './command-deadline.js'
 import type { RedisHealth } from './health.js'
 import { createRedisClient, tagsOnEveryPrimary, type RedisClient, type RedisClientOptions } from './redis-client.js'
 
@@ -14,13 +16,6 @@ export interface RedisConnectionOptions extends RedisClientOptions {
   keyPrefix?: string
 }
 
-/**
- * up: connected and writes work. slow: connected, not answering in time.
- * replica: answering, but refusing writes (READONLY: demoted, or not yet
- * re-resolved). down: not connected.
- */
-type Condition = 'starting' | 'up' | 'slow' | 'replica' | 'down'
-
 const ERROR_LOG_INTERVAL_MS = 60_000
 /** The health key outlives a few probes, never more. */
 const HEALTH_TTL_MS = 30_000
@@ -30,14 +25,23 @@ const REPLICA = /^(READONLY|MASTERDOWN|NOREPLICAS)\b|can't write against a read 
 const NO_PRIMARY = /^(CLUSTERDOWN|LOADING|TRYAGAIN)\b|isn't writeable|isn't ready|Connection is closed|All sentinels are unreachable|ECONNREFUSED|ECONNRESET|EPIPE/
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+const TIMED_OUT = new RegExp(COMMAND_TIMED_OUT, 'i')
+
+/** What a failed write says about Redis. */
+function conditionOf(err: unknown): Condition {
+  const message = messageOf(err)
+  return REPLICA.test(message) ? 'replica' : TIMED_OUT.test(message) ? 'slow' : 'down'
+}
 
 /**
  * The one ioredis client of a broker (one Redis, a Sentinel-managed primary
  * or a Cluster) and its health. Available means "writes work": the client is
  * connected and a write to this process's health key succeeded. A refused
  * write (READONLY after a failover) is an outage that a probe ends as soon as
- * the client has found a writable primary. Every change of availability is
- * logged once, never per command.
+ * the client has found a writable primary. A command that fails while Redis
+ * is available only makes it suspect: a probe sent at once decides, so one
+ * slow answer does not send every request to local state. Every change of
+ * availability is logged once, never per command.
  */
 export class RedisConnection implements RedisHealth {
   readonly client: RedisClient
@@ -45,14 +49,16 @@ export class RedisConnection implements RedisHealth {
   readonly target: string
   readonly #log: FastifyBaseLogger
   readonly #probeAfterMs: number
+  readonly #restartAfterMs: number
   readonly #healthTag: string
   readonly #prefix: string
   readonly #recover = new Set<() => void>()
   readonly #settled: Promise<void>
+  readonly #availability = new Availability()
   #settle: () => void = () => {}
-  #condition: Condition = 'starting'
   #reason: string | undefined
   #probe: NodeJS.Timeout | undefined
+  #confirming = false
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
 
@@ -61,6 +67,7 @@ export class RedisConnection implements RedisHealth {
     this.#log = log
     this.target = describeRedisTarget(t)
     this.#probeAfterMs = options.probeAfterMs ?? 1000
+    this.#restartAfterMs = options.maxRetryDelayMs ?? 1000
     this.#prefix = options.keyPrefix ?? 'tkb:'
     this.#healthTag = `health:${randomBytes(6).toString('hex')}`
     this.#settled = new Promise((resolve) => (this.#settle = resolve))
@@ -68,9 +75,10 @@ export class RedisConnection implements RedisHealth {
     this.client.on('ready', () => void this.#verify())
     this.client.on('error', (err: Error) => {
       // A Cluster reports a failed slot refresh as an error while it still serves; its 'close' says when it does not.
-      if (!(this.client instanceof Cluster) || this.client.status !== 'ready') this.#become('down', err)
+      if (!(this.client instanceof Cluster) || this.client.status !== 'ready') this.#observe('down', err)
     })
-    this.client.on('close', () => this.#become('down'))
+    this.client.on('close', () => this.#observe('down'))
+    this.client.on('end', () => this.#restart())
   }
 
   /**
@@ -85,24 +93,20 @@ export class RedisConnection implements RedisHealth {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([connection.#settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.connectTimeoutMs ?? 2000)))])
     clearTimeout(timer)
-    if (connection.#condition === 'starting') connection.#become('down')
+    if (connection.#availability.condition === 'starting') connection.#observe('down')
     return connection
   }
 
   get available(): boolean {
-    return this.#condition === 'up' && this.client.status === 'ready'
+    return this.#availability.condition === 'up' && this.client.status === 'ready'
   }
 
   noteFailure(err: unknown): void {
     if (!this.available) return
     const message = messageOf(err)
-    if (/timed out/i.test(message)) {
-      // Connected but not answering: stop paying the timeout on every request; probe instead.
-      this.#become('slow', err)
-    } else if (REPLICA.test(message)) {
-      this.#become('replica', err)
-    } else if (NO_PRIMARY.test(message)) {
-      this.#become('down', err)
+    if (TIMED_OUT.test(message) || REPLICA.test(message) || NO_PRIMARY.test(message)) {
+      // Suspect, not yet unavailable: a write sent now says whether Redis is slow, refusing, or gone.
+      this.#confirm()
     } else if (Date.now() - this.#lastErrorLog >= ERROR_LOG_INTERVAL_MS) {
       // Answering, but refusing this call (OOM, a script error, ...): each call falls back; say so, not every time.
       this.#lastErrorLog = Date.now()
@@ -116,14 +120,14 @@ export class RedisConnection implements RedisHealth {
 
   /** `/readyz`: a write (SET with PX on this process's health key), bounded by the command timeout. */
   readonly readiness: ReadinessCheck = async () => {
-    if (!this.available) return this.#unready()
+    if (!this.available) return this.#unready(this.#availability.condition)
     try {
       await this.#write()
       return undefined
     } catch (err) {
       this.noteFailure(err)
       this.#reason = messageOf(err)
-      return this.#unready()
+      return this.#unready(conditionOf(err))
     }
   }
 
@@ -140,8 +144,8 @@ export class RedisConnection implements RedisHealth {
     return this.#closing
   }
 
-  #unready(): string {
-    const why = this.#condition === 'replica' ? 'writes refused (a replica; waiting for a primary)' : this.#condition === 'slow' ? 'not answering in time' : 'not connected'
+  #unready(condition: Condition): string {
+    const why = condition === 'replica' ? 'writes refused (a replica; waiting for a primary)' : condition === 'slow' ? 'not answering in time' : 'not connected'
     return `redis: unavailable, ${why} [${this.target}]${this.#reason !== undefined ? `: ${this.#reason}` : ''}`
   }
 
@@ -157,22 +161,49 @@ export class RedisConnection implements RedisHealth {
     }
   }
 
-  /** Connected (again): available once a write goes through. */
+  /** A probe: available once a write goes through, unless other evidence came in while it was on its way. */
   async #verify(): Promise<void> {
+    const ticket = this.#availability.probe()
+    let found: Condition = 'up'
+    let error: unknown
     try {
       await this.#write()
-      this.#become('up')
     } catch (err) {
-      const message = messageOf(err)
-      this.#become(REPLICA.test(message) ? 'replica' : /timed out/i.test(message) ? 'slow' : 'down', err)
+      found = conditionOf(err)
+      error = err
     }
+    if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, found), error)
+  }
+
+  /** One probe at a time for a connection under suspicion; while it runs, requests still use Redis. */
+  #confirm(): void {
+    if (this.#confirming) return
+    this.#confirming = true
+    void this.#verify().finally(() => (this.#confirming = false))
+  }
+
+  /**
+   * ioredis ends a client for good (status `end`, no more reconnects) in one
+   * case we know of: a Sentinel's +switch-master that arrives while the client
+   * is asking the Sentinels where the primary is (its failover detector
+   * disconnects the connector mid-resolve: "Connection is closed."). Seen in
+   * the failover tests under load; an end we did not ask for is followed by a
+   * new connect, as often as it takes.
+   */
+  #restart(): void {
+    if (this.#closing !== undefined) return
+    this.#observe('down')
+    this.#log.warn({ redis: this.target }, 'redis client gave up reconnecting; connecting it again')
+    setTimeout(() => {
+      if (this.#closing === undefined && this.client.status === 'end') void this.client.connect().catch(() => undefined)
+    }, this.#restartAfterMs).unref()
   }
 
   #scheduleProbe(): void {
     clearTimeout(this.#probe)
-    if (this.#closing !== undefined || this.#condition === 'up') return
+    if (this.#closing !== undefined || this.#availability.condition === 'up') return
     this.#probe = setTimeout(() => {
-      if (this.#condition === 'up' || this.#closing !== undefined) return
+      if (this.#availability.condition === 'up' || this.#closing !== undefined) return
       // A probe only while connected: a reconnect ends in 'ready', which verifies by itself.
       if (this.client.status === 'ready') void this.#verify().then(() => this.#scheduleProbe())
       else this.#scheduleProbe()
@@ -180,30 +211,31 @@ export class RedisConnection implements RedisHealth {
     this.#probe.unref()
   }
 
-  #become(next: Condition, err?: unknown): void {
-    const previous = this.#condition
+  #observe(found: Condition, err?: unknown): void {
     if (this.#closing !== undefined) return
-    if (err !== undefined) this.#reason = messageOf(err)
-    if (next === previous) return
-    // Once unavailable, only a successful write brings it back: a timeout while down changes nothing.
-    if (next === 'slow' && previous !== 'up') return
-    this.#condition = next
+    this.#apply(this.#availability.observe(found), err)
+  }
+
+  /** Acts on a change of availability: logged when it is lost (or never came) and when it returns, not at each step between. */
+  #apply(change: Change | undefined, err?: unknown): void {
+    if (err !== undefined && this.#availability.condition !== 'up') this.#reason = messageOf(err)
+    if (change === undefined) return
+    const { from, to } = change
     const fields = { redis: this.target, ...(err !== undefined && { reason: messageOf(err) }) }
-    if (next === 'up') {
+    if (to === 'up') {
       this.#reason = undefined
       clearTimeout(this.#probe)
-      this.#log.info(fields, previous === 'starting' ? 'redis connected' : 'redis available again; sharing state')
-      if (previous !== 'starting') for (const listener of this.#recover) listener()
+      this.#log.info(fields, from === 'starting' ? 'redis connected' : 'redis available again; sharing state')
+      if (from !== 'starting') for (const listener of this.#recover) listener()
       this.#settle()
       return
     }
     this.#scheduleProbe()
-    // Logged when availability is lost (or never came), not at each step of an outage.
-    if (previous !== 'up' && previous !== 'starting') return
+    if (from !== 'up' && from !== 'starting') return
     this.#settle()
-    if (next === 'slow') {
+    if (to === 'slow') {
       this.#log.warn(fields, 'redis is not answering in time; using local state until it does')
-    } else if (next === 'replica') {
+    } else if (to === 'replica') {
       this.#log.warn(fields, 'redis unavailable: it refuses writes (a replica, READONLY); using local state until a primary is found')
     } else {
       this.#log.warn(fields, 'redis unavailable; using local state (cache, locks, limits) until it returns')

@@ -2,7 +2,7 @@ import t from 'tap'
 import { deriveCacheKeys } from '../../src/cache/crypto.js'
 import { RedisTokenStore } from '../../src/cache/redis-store.js'
 import type { CachedToken, TokenKey } from '../../src/cache/token-store.js'
-import { assertNothingInClear, redisForTest, scanKeys } from '../helpers/redis.js'
+import { assertNothingInClear, redisForTest, scanKeys, TEST_REDIS_URL } from '../helpers/redis.js'
 import { tokenStoreContract } from './token-store.contract.js'
 
 const API_KEY = 'tt-api-key-for-redis-store-tests'
@@ -85,4 +85,23 @@ t.test('a Redis error is thrown to the caller (the state decides what it means)'
   await t.rejects(broken.get(alice))
   await t.rejects(broken.acquireMintLock(alice, 1000))
   t.equal(await store.get(alice), undefined)
+})
+
+t.test('a mint lock whose release failed (Redis away) can be released again once Redis is back', async (t) => {
+  const { redis: admin, prefix } = await redisForTest(t)
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+  t.teardown(() => redis.disconnect())
+  await redis.connect()
+  const store = new RedisTokenStore({ redis, keys, prefix })
+  const lock = await store.acquireMintLock(alice, 10_000)
+  const ended = new Promise((resolve) => redis.once('end', resolve))
+  redis.disconnect()
+  await t.rejects(lock?.release() ?? Promise.resolve(), 'no connection: the release fails')
+  await ended
+  await redis.connect()
+  t.equal((await scanKeys(admin, prefix)).length, 1, 'the lock is still held')
+  await lock?.release()
+  t.equal((await scanKeys(admin, prefix)).length, 0, 'released on the second try')
+  t.equal(await store.acquireMintLock(alice, 10_000).then((l) => l !== null), true, 'and free for the next holder')
 })

@@ -20,6 +20,8 @@ t.test('a Cluster primary killed: its replica promoted, both broker replicas fol
   t.ok((await clusterPrimaries(survivor)).includes(victim?.port as number), 'the first node is a primary')
 
   const stop = new AbortController()
+  // A failed step must not leave the traffic running until the file times out.
+  t.teardown(() => stop.abort())
   const running = traffic([a, b], stop.signal)
   await sleep(200)
   const killedAt = Date.now()

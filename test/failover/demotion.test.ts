@@ -22,6 +22,8 @@ t.test('demoted to a replica (READONLY): an outage without 5xx, then shared stat
   t.equal((await b.token('warm-0')).body.data.cached, true, 'shared before')
 
   const stop = new AbortController()
+  // A failed step must not leave the traffic running until the file times out.
+  t.teardown(() => stop.abort())
   const running = traffic([a, b], stop.signal)
   await sleep(200)
   const demotedAt = Date.now()

@@ -10,6 +10,9 @@ export interface Answer {
   code: string | undefined
   at: number
   ms: number
+  /** Which request, for the failure report. */
+  subject: string
+  replica: number
 }
 
 /**
@@ -22,10 +25,10 @@ export async function traffic(replicas: Replica[], stop: AbortSignal, workers = 
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       for (let i = 0; !stop.aborted; i++) {
-        const replica = replicas[(w + i) % replicas.length] as Replica
+        const index = (w + i) % replicas.length
         const subject = i % 5 === 4 ? `cold-${run}-${w}-${i}` : `warm-${(w * 3 + i) % 10}`
-        const r = await replica.token(subject).catch(() => ({ status: 0, body: {}, ms: Infinity }))
-        results.push({ status: r.status, code: (r.body as { code?: string }).code, at: Date.now(), ms: r.ms })
+        const r = await (replicas[index] as Replica).token(subject).catch(() => ({ status: 0, body: {}, ms: Infinity }))
+        results.push({ status: r.status, code: (r.body as { code?: string }).code, at: Date.now(), ms: r.ms, subject, replica: index })
         // Paced, so that a loaded CI machine still has time for the failover itself.
         await sleep(5)
       }
@@ -40,7 +43,9 @@ export function noServerErrors(t: Test, answers: Answer[], what: string): void {
   for (const a of answers) byStatus.set(`${a.status}${a.code !== undefined ? ` ${a.code}` : ''}`, (byStatus.get(`${a.status}${a.code !== undefined ? ` ${a.code}` : ''}`) ?? 0) + 1)
   const bad = answers.filter((a) => a.status !== 200 && !(a.status === 503 && a.code === 'UPSTREAM_UNAVAILABLE'))
   t.equal(bad.length, 0, `${what}: ${answers.length} answers, ${JSON.stringify(Object.fromEntries(byStatus))}; no 5xx but the contract's 503`)
-  t.ok(Math.max(0, ...answers.map((a) => a.ms)) < 3000, `${what}: slowest answer ${Math.round(Math.max(0, ...answers.map((a) => a.ms)))} ms`)
+  const slowest = answers.reduce<Answer | undefined>((max, a) => (max === undefined || a.ms > max.ms ? a : max), undefined)
+  const which = slowest === undefined ? '' : ` (${slowest.subject} on replica ${slowest.replica}, answered at ${new Date(slowest.at).toISOString()})`
+  t.ok((slowest?.ms ?? 0) < 3000, `${what}: slowest answer ${Math.round(slowest?.ms ?? 0)} ms${which}`)
 }
 
 /** Waits until `/readyz` of the replica answers `status`; answers the time it took. */

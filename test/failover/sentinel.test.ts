@@ -30,6 +30,8 @@ t.test('the primary killed: Sentinel promotes the replica, both broker replicas 
   t.equal(oldPort, topology.primary.port)
 
   const stop = new AbortController()
+  // A failed step must not leave the traffic running until the file times out.
+  t.teardown(() => stop.abort())
   const running = traffic([a, b], stop.signal)
   await sleep(200)
   const killedAt = Date.now()
@@ -109,7 +111,10 @@ t.test('`node dist/main.js` with REDIS_SENTINELS: ready on the current primary, 
   child.stderr.on('data', (d) => (output += d))
   t.teardown(() => void child.kill('SIGKILL'))
   const url = `http://127.0.0.1:${port}`
-  await until('the broker is ready', async () => (await fetch(`${url}/readyz`)).status === 200, 10_000)
+  // A cold start of the compiled server takes seconds on a loaded machine (7-10 s at a load average of 12 on 2 cores).
+  await until('the broker is ready', async () => (await fetch(`${url}/readyz`)).status === 200, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}; its output:\n${output}`)
+  })
   const answer = await requestToken(url, await userJwt('bulk', 'process-viewer'))
   t.equal(answer.status, 200)
   const started = output.split('\n').find((l) => l.includes('tiktools-broker ready'))

@@ -5,6 +5,7 @@ import { BrokerError } from '../../src/errors.js'
 import { FallbackCounters } from '../../src/state/fallback-counters.js'
 import { FallbackTokenStore } from '../../src/state/fallback-store.js'
 import type { RedisHealth } from '../../src/state/health.js'
+import { until } from '../helpers/redis-topologies.js'
 
 /** A health switch the test flips, recording reported failures. */
 class FakeHealth implements RedisHealth {
@@ -85,6 +86,53 @@ t.test('store: a purge that cannot reach Redis is a 503 with Retry-After, after 
   t.ok(err instanceof BrokerError)
   t.match(err, { statusCode: 503, headers: { 'retry-after': 5 } })
   t.equal(await store.get(key), undefined, 'the local copy is gone')
+})
+
+t.test('store: a shared mint lock whose release cannot reach Redis is released when Redis returns', async (t) => {
+  const health = fakeHealth()
+  let redisUp = true
+  const releases: string[] = []
+  const shared = brokenStore()
+  shared.acquireMintLock = async () => ({
+    release: async () => {
+      releases.push(redisUp ? 'released' : 'failed')
+      if (!redisUp) throw new Error('Connection is closed.')
+    },
+  })
+  const store = new FallbackTokenStore(shared, health)
+  const lock = await store.acquireMintLock(key, 5000)
+  const short = await store.acquireMintLock({ ...key, grant: 'short' }, 1)
+  // The primary dies while the mints are in flight: the releases go nowhere.
+  redisUp = false
+  health.available = false
+  await t.rejects(lock?.release() ?? Promise.resolve(), 'the failed release is reported to the caller')
+  await new Promise((r) => setTimeout(r, 5))
+  await t.rejects(short?.release() ?? Promise.resolve())
+  t.equal(health.failures.length, 2, 'and to the health')
+  redisUp = true
+  health.recover()
+  await new Promise((r) => setImmediate(r))
+  t.same(releases, ['failed', 'failed', 'released'], 'the lock still alive is released once Redis is back; the lapsed one is left alone')
+  health.recover()
+  await new Promise((r) => setImmediate(r))
+  t.equal(releases.length, 3, 'released once, not at every recovery')
+})
+
+t.test('store: a release that failed while Redis stayed available is sent again shortly', async (t) => {
+  const health = fakeHealth()
+  const releases: string[] = []
+  const shared = brokenStore()
+  shared.acquireMintLock = async () => ({
+    release: async () => {
+      releases.push(releases.length === 0 ? 'failed' : 'released')
+      if (releases.length === 1) throw new Error('Command timed out')
+    },
+  })
+  const store = new FallbackTokenStore(shared, health)
+  const lock = await store.acquireMintLock(key, 5000)
+  await t.rejects(lock?.release() ?? Promise.resolve())
+  await until('sent again', async () => releases.length === 2, 2000, 20)
+  t.same(releases, ['failed', 'released'])
 })
 
 t.test('store and counters: close is idempotent and closes the shared one once', async (t) => {

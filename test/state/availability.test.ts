@@ -1,0 +1,47 @@
+import t from 'tap'
+import { Availability } from '../../src/state/availability.js'
+
+t.test('a probe sent before a recovery cannot undo it by failing late', async (t) => {
+  const a = new Availability()
+  t.same(a.observe('up'), { from: 'starting', to: 'up' })
+  t.same(a.observe('down'), { from: 'up', to: 'down' }, 'the connection closed: current evidence')
+  const probe = a.probe()
+  const verify = a.probe()
+  t.same(a.answer(verify, 'up'), { from: 'down', to: 'up' }, 'the write after the reconnect went through')
+  t.equal(a.answer(probe, 'slow'), undefined, 'the older probe timing out afterwards changes nothing')
+  t.equal(a.answer(probe, 'down'), undefined)
+  t.equal(a.condition, 'up')
+})
+
+t.test('a probe sent before an outage cannot end it by succeeding late', async (t) => {
+  const a = new Availability()
+  a.observe('up')
+  const probe = a.probe()
+  a.observe('replica')
+  t.equal(a.answer(probe, 'up'), undefined)
+  t.equal(a.condition, 'replica')
+  t.same(a.answer(a.probe(), 'up'), { from: 'replica', to: 'up' }, 'a probe sent during the outage ends it')
+})
+
+t.test('a probe under suspicion decides: up stays up, a timeout makes it slow', async (t) => {
+  const a = new Availability()
+  a.observe('up')
+  t.equal(a.answer(a.probe(), 'up'), undefined, 'confirmed: no change, nothing to log')
+  t.same(a.answer(a.probe(), 'slow'), { from: 'up', to: 'slow' })
+})
+
+t.test('once unavailable, a timeout says nothing new; only a write that goes through ends it', async (t) => {
+  const a = new Availability()
+  a.observe('up')
+  a.observe('replica')
+  t.equal(a.answer(a.probe(), 'slow'), undefined)
+  t.equal(a.condition, 'replica')
+  t.same(a.observe('down'), { from: 'replica', to: 'down' }, 'a step within the outage (the caller does not log it)')
+  t.equal(a.observe('down'), undefined, 'the same evidence twice is no change')
+})
+
+t.test('starting: a first probe that times out leaves it starting (open() then calls it down)', async (t) => {
+  const a = new Availability()
+  t.equal(a.answer(a.probe(), 'slow'), undefined)
+  t.same(a.observe('down'), { from: 'starting', to: 'down' })
+})

@@ -1,0 +1,73 @@
+import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
+import { boundCommands, COMMAND_TIMED_OUT } from '../../src/state/command-deadline.js'
+import { startRedisServer, TEST_REDIS_URL } from '../helpers/redis.js'
+
+const DEADLINE_MS = 100
+
+/** A client like the broker's (no offline queue); `commandTimeout` only where a test asks for ioredis's own. */
+async function client(t: Test, url: string, commandTimeout?: number): Promise<Redis> {
+  const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }
+  const redis = new Redis(url, commandTimeout === undefined ? options : { ...options, commandTimeout })
+  await redis.connect()
+  t.teardown(() => redis.disconnect())
+  return redis
+}
+
+/** Keeps the event loop busy, as a burst of requests or a loaded machine does. */
+function busy(ms: number): void {
+  const end = performance.now() + ms
+  while (performance.now() < end);
+}
+
+/** Sends a write, then keeps this process busy past the deadline before it can read the answer. */
+async function writeWhileBusy(redis: Redis): Promise<string> {
+  const answer = redis.set('tkb:test:command-deadline', '1', 'PX', 1000).then(
+    (ok) => `answered ${ok}`,
+    (err: Error) => err.message,
+  )
+  busy(3 * DEADLINE_MS)
+  return answer
+}
+
+t.test("a reply that arrived while this process was busy is not a timeout (ioredis's own timer says it is)", async (t) => {
+  const own = await client(t, TEST_REDIS_URL, DEADLINE_MS)
+  t.equal(await writeWhileBusy(own), COMMAND_TIMED_OUT, 'ioredis commandTimeout: the timer runs before the reply is read')
+  const bounded = await client(t, TEST_REDIS_URL)
+  boundCommands(bounded, DEADLINE_MS)
+  t.equal(await writeWhileBusy(bounded), 'answered OK', 'boundCommands: the reply waiting in the socket is read first')
+  const transaction = bounded.multi().set('tkb:test:command-deadline', '2', 'PX', 1000).get('tkb:test:command-deadline').exec()
+  busy(3 * DEADLINE_MS)
+  t.equal((await transaction)?.[1]?.[1], '2', 'a transaction whose answer waited goes through too')
+})
+
+t.test('a machine that stood still (Redis with it) gets one more window: the stall was not Redis being slow', async (t) => {
+  const server = await startRedisServer(t)
+  const redis = await client(t, server.url)
+  boundCommands(redis, DEADLINE_MS)
+  server.pause()
+  t.teardown(() => server.resume())
+  const answer = redis.set('tkb:test:command-deadline', '1', 'PX', 1000).then(
+    (ok) => `answered ${ok}`,
+    (err: Error) => err.message,
+  )
+  busy(3 * DEADLINE_MS)
+  // Redis gets going again only after this process has seen its deadline pass (late): within the next window.
+  setTimeout(() => server.resume(), DEADLINE_MS / 2)
+  t.equal(await answer, 'answered OK')
+})
+
+t.test('a Redis that does not answer still fails at the deadline', async (t) => {
+  const server = await startRedisServer(t)
+  const redis = await client(t, server.url)
+  boundCommands(redis, DEADLINE_MS)
+  server.pause()
+  t.teardown(() => server.resume())
+  const started = performance.now()
+  const err = await redis.get('x').catch((e: Error) => e)
+  const took = performance.now() - started
+  t.match(err, { message: COMMAND_TIMED_OUT })
+  t.ok(took >= DEADLINE_MS && took < 10 * DEADLINE_MS, `failed after ${Math.round(took)} ms`)
+  const multi = await redis.multi().get('x').exec().catch((e: Error) => e)
+  t.match(multi, { message: COMMAND_TIMED_OUT }, 'a transaction is bounded too')
+})
