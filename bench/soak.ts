@@ -72,7 +72,10 @@ async function startProcess(main: string, env: NodeJS.ProcessEnv, ready: string,
   for (;;) {
     if (child.exitCode !== null) throw new Error(`a replica exited with ${child.exitCode}:\n${replica.output}`)
     if (await fetch(`${replica.url}${ready}`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) return replica
-    if (Date.now() > deadline) throw new Error(`a replica did not get ready:\n${replica.output}`)
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL') // never left running after the soak gives up on it
+      throw new Error(`a replica did not get ready:\n${replica.output}`)
+    }
     await sleep(50)
   }
 }
@@ -145,7 +148,8 @@ const env: NodeJS.ProcessEnv = {
 }
 let exitCode = 1
 try {
-  replicas.push(await startProcess(DIST_MAIN, env, '/readyz', 'r0'), await startProcess(DIST_MAIN, env, '/readyz', 'r1'))
+  // One at a time into the list, so that the first is stopped at the end even when the second does not start.
+  for (const name of ['r0', 'r1']) replicas.push(await startProcess(DIST_MAIN, env, '/readyz', name))
   const rssStart = replicas.map((r) => rssMiB(r.child.pid))
   const simSecret = new TextEncoder().encode(SIM_SECRET)
   const started = Date.now()
