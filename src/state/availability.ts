@@ -1,9 +1,10 @@
 /**
- * up: connected and writes work. slow: connected, not answering in time.
- * replica: answering, but refusing writes (READONLY: demoted, or not yet
- * re-resolved). down: not connected.
+ * up: connected and writes work. suspect: a command just failed; until a
+ * probe decides, requests use local state (nothing logged yet). slow:
+ * connected, not answering in time. replica: answering, but refusing writes
+ * (READONLY: demoted, or not yet re-resolved). down: not connected.
  */
-export type Condition = 'starting' | 'up' | 'slow' | 'replica' | 'down'
+export type Condition = 'starting' | 'up' | 'suspect' | 'slow' | 'replica' | 'down'
 
 /** A change of availability: the caller logs it, once. */
 export interface Change {
@@ -34,6 +35,11 @@ export class Availability {
     return this.#condition
   }
 
+  /** A command failed while Redis was up: suspect until a probe sent from now on answers. */
+  suspect(): Change | undefined {
+    return this.#condition === 'up' ? this.#become('suspect') : undefined
+  }
+
   /** A probe is being sent now. */
   probe(): Ticket {
     return this.#epoch
@@ -53,7 +59,7 @@ export class Availability {
     const from = this.#condition
     if (next === from) return undefined
     // Once unavailable, only a write that goes through brings it back: a timeout then says nothing new.
-    if (next === 'slow' && from !== 'up') return undefined
+    if (next === 'slow' && from !== 'up' && from !== 'suspect') return undefined
     this.#condition = next
     this.#epoch++
     return { from, to: next }

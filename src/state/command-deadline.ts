@@ -4,7 +4,7 @@ import type { Command, Redis } from 'ioredis'
 export const COMMAND_TIMED_OUT = 'Command timed out'
 
 /** A deadline is extended at most this many times, so a command is never held longer than (1 + this) × its bound plus the stalls. */
-const MAX_EXTENSIONS = 2
+const MAX_EXTENSIONS = 1
 
 const armed = new WeakSet<Command>()
 
@@ -18,7 +18,7 @@ const armed = new WeakSet<Command>()
  *   own timer. The deadline is declared in `setImmediate`, after the poll has
  *   read what was waiting;
  * - the whole machine stalled (Redis with it): the timer fires late, and Redis
- *   has had no time to answer. A late timer grants one more window.
+ *   has had no time to answer. A late timer grants one more window (once).
  *
  * @example
  * const redis = new Redis(url, { enableOfflineQueue: false }) // no commandTimeout of its own

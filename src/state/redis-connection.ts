@@ -39,9 +39,10 @@ function conditionOf(err: unknown): Condition {
  * connected and a write to this process's health key succeeded. A refused
  * write (READONLY after a failover) is an outage that a probe ends as soon as
  * the client has found a writable primary. A command that fails while Redis
- * is available only makes it suspect: a probe sent at once decides, so one
- * slow answer does not send every request to local state. Every change of
- * availability is logged once, never per command.
+ * is available makes it suspect: requests use local state, and a probe sent
+ * at once decides, so one slow answer costs one round trip of local state,
+ * not a logged outage. Every change of availability is logged once, never
+ * per command.
  */
 export class RedisConnection implements RedisHealth {
   readonly client: RedisClient
@@ -58,7 +59,6 @@ export class RedisConnection implements RedisHealth {
   #settle: () => void = () => {}
   #reason: string | undefined
   #probe: NodeJS.Timeout | undefined
-  #confirming = false
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
 
@@ -105,8 +105,9 @@ export class RedisConnection implements RedisHealth {
     if (!this.available) return
     const message = messageOf(err)
     if (TIMED_OUT.test(message) || REPLICA.test(message) || NO_PRIMARY.test(message)) {
-      // Suspect, not yet unavailable: a write sent now says whether Redis is slow, refusing, or gone.
-      this.#confirm()
+      // Suspect: local state for now (no request waits on a Redis that may be slow); a write sent now decides.
+      this.#apply(this.#availability.suspect())
+      void this.#verify()
     } else if (Date.now() - this.#lastErrorLog >= ERROR_LOG_INTERVAL_MS) {
       // Answering, but refusing this call (OOM, a script error, ...): each call falls back; say so, not every time.
       this.#lastErrorLog = Date.now()
@@ -120,7 +121,8 @@ export class RedisConnection implements RedisHealth {
 
   /** `/readyz`: a write (SET with PX on this process's health key), bounded by the command timeout. */
   readonly readiness: ReadinessCheck = async () => {
-    if (!this.available) return this.#unready(this.#availability.condition)
+    const condition = this.#availability.condition
+    if (!this.available && !(condition === 'suspect' && this.client.status === 'ready')) return this.#unready(condition)
     try {
       await this.#write()
       return undefined
@@ -175,13 +177,6 @@ export class RedisConnection implements RedisHealth {
     if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, found), error)
   }
 
-  /** One probe at a time for a connection under suspicion; while it runs, requests still use Redis. */
-  #confirm(): void {
-    if (this.#confirming) return
-    this.#confirming = true
-    void this.#verify().finally(() => (this.#confirming = false))
-  }
-
   /**
    * ioredis ends a client for good (status `end`, no more reconnects) in one
    * case we know of: a Sentinel's +switch-master that arrives while the client
@@ -225,13 +220,15 @@ export class RedisConnection implements RedisHealth {
     if (to === 'up') {
       this.#reason = undefined
       clearTimeout(this.#probe)
-      this.#log.info(fields, from === 'starting' ? 'redis connected' : 'redis available again; sharing state')
+      // A suspicion that the probe cleared was no outage: nothing to log, but local state was used meanwhile.
+      if (from !== 'suspect') this.#log.info(fields, from === 'starting' ? 'redis connected' : 'redis available again; sharing state')
       if (from !== 'starting') for (const listener of this.#recover) listener()
       this.#settle()
       return
     }
+    if (to === 'suspect') return
     this.#scheduleProbe()
-    if (from !== 'up' && from !== 'starting') return
+    if (from !== 'up' && from !== 'suspect' && from !== 'starting') return
     this.#settle()
     if (to === 'slow') {
       this.#log.warn(fields, 'redis is not answering in time; using local state until it does')

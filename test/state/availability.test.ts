@@ -23,11 +23,18 @@ t.test('a probe sent before an outage cannot end it by succeeding late', async (
   t.same(a.answer(a.probe(), 'up'), { from: 'replica', to: 'up' }, 'a probe sent during the outage ends it')
 })
 
-t.test('a probe under suspicion decides: up stays up, a timeout makes it slow', async (t) => {
+t.test('suspicion: only from up, and a probe sent after it decides (up again, or an outage)', async (t) => {
   const a = new Availability()
+  t.equal(a.suspect(), undefined, 'not while starting')
   a.observe('up')
-  t.equal(a.answer(a.probe(), 'up'), undefined, 'confirmed: no change, nothing to log')
-  t.same(a.answer(a.probe(), 'slow'), { from: 'up', to: 'slow' })
+  const before = a.probe()
+  t.same(a.suspect(), { from: 'up', to: 'suspect' })
+  t.equal(a.suspect(), undefined, 'once')
+  t.equal(a.answer(before, 'up'), undefined, 'a probe sent before the failure does not clear it')
+  t.same(a.answer(a.probe(), 'up'), { from: 'suspect', to: 'up' }, 'confirmed: up again')
+  a.suspect()
+  t.same(a.answer(a.probe(), 'slow'), { from: 'suspect', to: 'slow' }, 'or not answering in time')
+  t.equal(a.suspect(), undefined, 'not while unavailable')
 })
 
 t.test('once unavailable, a timeout says nothing new; only a write that goes through ends it', async (t) => {

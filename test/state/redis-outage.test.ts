@@ -3,6 +3,7 @@ import t from 'tap'
 import { startSimulator } from '../../src/simulator/index.js'
 import { acme, API_KEY, configFor } from '../helpers/broker.js'
 import { freePort, startRedisServer } from '../helpers/redis.js'
+import { until } from '../helpers/redis-topologies.js'
 import { startReplica, type Replica } from './replicas.js'
 
 /** Redis trouble must stay well inside this: a fail-fast client answers in milliseconds, a timeout in 400 ms. */
@@ -18,9 +19,8 @@ async function readyzBecomes(replica: Replica, status: number, ms: number): Prom
   return Date.now() - started
 }
 
-/** Requests from `workers` loops over the replicas and 20 subjects until `stop` aborts. */
-async function traffic(replicas: Replica[], stop: AbortSignal, workers = 8) {
-  const results: Array<{ status: number; ms: number; at: number }> = []
+/** Requests from `workers` loops over the replicas and 20 subjects until `stop` aborts, answers pushed to `results` as they come. */
+async function traffic(replicas: Replica[], stop: AbortSignal, workers = 8, results: Array<{ status: number; ms: number; at: number }> = []) {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       for (let i = 0; !stop.aborted; i++) {
@@ -33,8 +33,12 @@ async function traffic(replicas: Replica[], stop: AbortSignal, workers = 8) {
   return results
 }
 
-const config = (upstream: string, redisUrl: string) =>
-  configFor(upstream, [acme({ limits: { perSubjectPerMinute: 10_000 } })], { redisUrl, logLevel: 'info' })
+function config(upstream: string, redisUrl: string) {
+  const c = configFor(upstream, [acme({ limits: { perSubjectPerMinute: 10_000 } })], { redisUrl, logLevel: 'info' })
+  // Room for a loaded CI machine: an upstream timeout here would be a 503 that has nothing to do with Redis.
+  c.upstream.timeoutMs = 5000
+  return c
+}
 const count = (logs: string[], message: string) => logs.filter((l) => l.includes(message)).length
 
 t.test('Redis killed mid-traffic: no 5xx, nothing hangs, /readyz 503; back by itself when Redis returns', async (t) => {
@@ -48,18 +52,20 @@ t.test('Redis killed mid-traffic: no 5xx, nothing hangs, /readyz 503; back by it
   t.equal((await b.token('before')).body.data.cached, true, 'shared before the outage')
 
   const stop = new AbortController()
-  const running = traffic([a, b], stop.signal)
+  t.teardown(() => stop.abort())
+  const results: Array<{ status: number; ms: number; at: number }> = []
+  const running = traffic([a, b], stop.signal, 8, results)
   await sleep(300)
   const killedAt = Date.now()
   await redis.kill()
   const noticed = await readyzBecomes(a, 503, BOUND_MS)
   t.ok(noticed < BOUND_MS, `/readyz said 503 after ${noticed} ms`)
   t.match((await a.app.inject('/readyz')).json(), { status: 'unavailable', reasons: ['redis: unavailable'] })
-  await sleep(1000)
+  // Traffic goes on without Redis: waited for, not counted after a fixed second (a loaded machine answers fewer).
+  const served = await until('50 requests answered while Redis is away', async () => results.filter((r) => r.at > killedAt).length > 50, 15_000)
   stop.abort()
-  const results = await running
-  const during = results.filter((r) => r.at > killedAt)
-  t.ok(during.length > 50, `${during.length} requests while Redis was away`)
+  await running
+  t.pass(`50 requests answered ${served} ms into the outage`)
   t.same([...new Set(results.map((r) => r.status))], [200], 'every request answered 200')
   const slowest = Math.max(...results.map((r) => r.ms))
   t.ok(slowest < BOUND_MS, `slowest request ${Math.round(slowest)} ms`)
