@@ -1,4 +1,5 @@
 import cors from '@fastify/cors'
+import { EXPOSED_HEADERS } from './http/cors.js'
 import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
 import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
@@ -53,16 +54,7 @@ export function shutdownGraceMs(upstreamTimeoutMs: number): number {
 /** Largest request body accepted (the contract's 16 KiB). */
 export const BODY_LIMIT = 16 * 1024
 
-/** The headers a browser must be allowed to read on a token answer. */
-export const EXPOSED_HEADERS = [
-  'X-RateLimit-Limit',
-  'X-RateLimit-Remaining',
-  'X-RateLimit-Reset',
-  'RateLimit-Limit',
-  'RateLimit-Remaining',
-  'RateLimit-Reset',
-  'Retry-After',
-]
+export { EXPOSED_HEADERS } from './http/cors.js'
 
 /**
  * The composition root: builds the broker as a Fastify instance, ready to
@@ -113,7 +105,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     origin: (origin, cb) => cb(null, origin !== undefined && app.broker.tenants.origins.has(origin) ? origin : false),
     methods: ['GET', 'POST'],
     allowedHeaders: ['Authorization', 'Content-Type'],
-    exposedHeaders: EXPOSED_HEADERS,
+    exposedHeaders: [...EXPOSED_HEADERS],
+    // The token route does the same itself, in the hook that authenticates (routes/token.ts): one pass, no plugin hook.
     maxAge: 600,
   })
   // The readiness checks are Redis's (main.ts passes them only when Redis is configured): the gauge mirrors /readyz.

@@ -29,15 +29,99 @@ export const REDACT_PATHS = [
   '*.AUTH_JWT_SECRET',
 ]
 
-/** The broker's logger: JSON lines, ISO times, secrets redacted. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/** The destinations of loggers made by {@link createLogger}, with that logger: their line format is known. */
+const brokerLoggers = new WeakMap<object, Logger>()
+/** What decides a line's framing: a logger sharing all of these with a broker logger frames lines as it does. */
+const FRAMING = [pino.symbols.mixinSym, pino.symbols.hooksSym, (pino.symbols as unknown as Record<string, symbol>).msgPrefixSym as symbol, pino.symbols.messageKeySym, pino.symbols.endSym]
+
+/** Most milliseconds a line waits in the default destination's buffer before it is written. */
+export const LOG_FLUSH_MS = 250
+
+/**
+ * Standard output as the default destination (sonic-boom, as pino's own default):
+ * lines are buffered and written together, one write(2) per 4 KiB or per
+ * {@link LOG_FLUSH_MS}, not one per line — at thousands of cache hits a second that
+ * write was the largest single cost of a hit. Writes stay synchronous (no thread
+ * pool, order kept, a full pipe slows the broker rather than growing memory).
+ * The buffer is written out when the process exits (a crash included), so only a SIGKILL can lose
+ * lines: at most those of the last {@link LOG_FLUSH_MS}.
+ */
+export function stdoutDestination(): DestinationStream {
+  if (stdout === undefined) {
+    const destination = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: LOG_FLUSH_MS } as Parameters<typeof pino.destination>[0])
+    // pino flushes only its asynchronous destinations on exit; this one is buffered too. Runs on a crash as well.
+    process.once('exit', () => destination.flushSync())
+    stdout = destination
+  }
+  return stdout
+}
+/** One buffered standard output per process, shared by every logger writing there. */
+let stdout: ReturnType<typeof pino.destination> | undefined
+
+let isoSecond = -1
+let isoPrefix = ''
+
+/**
+ * pino's `timestamp` option: `,"time":"<ISO 8601 UTC, ms>"`, the same text as
+ * `pino.stdTimeFunctions.isoTime`, with the part up to the seconds made once a
+ * second (`Date#toISOString` on every line cost as much as the rest of the line).
+ */
+export function isoTime(): string {
+  const now = Date.now()
+  const second = Math.floor(now / 1000)
+  if (second !== isoSecond) {
+    isoSecond = second
+    isoPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`
+  }
+  const ms = now - second * 1000
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
+}
+
+/** The broker's logger: JSON lines, ISO times, secrets redacted; to buffered standard output unless given a destination. */
+export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
   const options: LoggerOptions = {
     level,
     base: { service: 'tiktools-broker' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   }
-  return destination === undefined ? pino(options) : pino(options, destination)
+  const logger = pino(options, destination)
+  brokerLoggers.set((logger as unknown as Record<symbol, object>)[pino.symbols.streamSym] as object, logger)
+  return logger
+}
+
+/** Writes one line of already-serialised fields at a level; see {@link plainLineWriter}. */
+export type PlainLineWriter = (level: 'info' | 'debug', fields: object, msg: string) => void
+
+/**
+ * A writer for lines whose fields are known never to hold a secret (the request
+ * line): `JSON.stringify` of the flat `fields` object, framed exactly as pino
+ * frames a line of this logger (`{"level":30,"time":…,"service":…,<fields>,"msg":…}`),
+ * written to the same destination — without pino's generic per-key pass and its
+ * `redact` wrapper, which cost several times the rest of a cache hit.
+ * Honours the logger's level at each call. Undefined for a logger not made by
+ * {@link createLogger} (its format is unknown): use its own methods then.
+ */
+export function plainLineWriter(logger: FastifyBaseLogger): PlainLineWriter | undefined {
+  const p = logger as unknown as Logger & Record<symbol, unknown>
+  const stream = p[pino.symbols.streamSym] as (DestinationStream & Record<symbol, unknown>) | undefined
+  // A broker logger or a child of one (Fastify's `app.log` is a child) that frames lines the same way.
+  const root = stream === undefined ? undefined : (brokerLoggers.get(stream) as (Logger & Record<symbol, unknown>) | undefined)
+  if (stream === undefined || root === undefined || FRAMING.some((sym) => p[sym] !== root[sym])) return undefined
+  // A child gets a formatters object of its own; its level and log formatters are still the root's unless it set others.
+  const formatters = (l: Record<symbol, unknown>) => l[pino.symbols.formattersSym] as { level: unknown; log: unknown }
+  if (formatters(p).level !== formatters(root).level || formatters(p).log !== formatters(root).log) return undefined
+  // A multistream or transport wants each line's metadata: leave those to pino.
+  if (stream[pino.symbols.needsMetadataGsym] === true) return undefined
+  const levels = { info: 30, debug: 20 } as const
+  return (level, fields, msg) => {
+    const value = levels[level]
+    if (p.levelVal > value) return
+    const time = (p[pino.symbols.timeSym] as () => string)()
+    const json = JSON.stringify(fields)
+    const body = json.length > 2 ? `,${json.slice(1, -1)}` : ''
+    stream.write(`{"level":${value}${time}${p[pino.symbols.chindingsSym] as string}${body},"msg":${JSON.stringify(msg)}}\n`)
+  }
 }
 
 const METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const

@@ -49,8 +49,12 @@ function audiences(aud: string | string[] | undefined): string[] {
 export class Authenticator {
   readonly #apiKeys: ApiKeyIndex
   readonly #jwtTenants: JwtTenant[]
-  /** Verified tokens, so a client polling with one JWT is not re-verified each time. */
-  readonly #verified = new LRUCache<string, Credential & { mode: 'jwt' }>({ max: 10_000, ttl: 60_000 })
+  /**
+   * Credentials accepted in the last minute (at most until a JWT's `exp`): a client
+   * polling with one JWT is not re-verified, a backend's API key not re-hashed, each time.
+   * Dropped with this object on reload, so a removed key or tenant stops working then.
+   */
+  readonly #verified = new LRUCache<string, Credential>({ max: 10_000, ttl: 60_000 })
 
   constructor(tenants: readonly Tenant[], jwks: JwksCache = new Map(), keySets: KeySetOptions = {}) {
     this.#apiKeys = new ApiKeyIndex(tenants)
@@ -70,8 +74,13 @@ export class Authenticator {
     })
   }
 
-  /** Authenticates an `Authorization` header value. */
-  async authenticate(header: string | undefined): Promise<Credential> {
+  /**
+   * Authenticates an `Authorization` header value. A user JWT verified in the
+   * last minute is answered synchronously (the cache-hit path awaits nothing);
+   * anything else answers a promise. Either way a refusal is the contract's 401,
+   * thrown or rejected.
+   */
+  authenticate(header: string | undefined): Credential | Promise<Credential> {
     if (header === undefined || header === '') throw unauthenticated(false)
     if (header.length > MAX_CREDENTIAL_BYTES + 7) throw unauthenticated(true, 'The credential is too large.')
     const match = /^Bearer +(\S+) *$/i.exec(header)
@@ -79,12 +88,20 @@ export class Authenticator {
     const credential = match[1] as string
     if (Buffer.byteLength(credential) > MAX_CREDENTIAL_BYTES) throw unauthenticated(true, 'The credential is too large.')
 
-    // A user JWT verified in the last minute first: the hot path then hashes nothing.
+    // A credential accepted in the last minute first: the hot path then hashes and verifies nothing.
     const known = this.#verified.get(credential)
     if (known !== undefined) return known
 
+    return this.#authenticateAnew(credential)
+  }
+
+  async #authenticateAnew(credential: string): Promise<Credential> {
     const apiKeyTenant = this.#apiKeys.match(credential)
-    if (apiKeyTenant !== undefined) return { mode: 'apiKey', tenantId: apiKeyTenant }
+    if (apiKeyTenant !== undefined) {
+      const known: Credential = { mode: 'apiKey', tenantId: apiKeyTenant }
+      this.#verified.set(credential, known)
+      return known
+    }
     const verified = await this.#verifyJwt(credential)
     const exp = typeof verified.claims.exp === 'number' ? verified.claims.exp * 1000 - Date.now() : 60_000
     if (exp > 0) this.#verified.set(credential, verified, { ttl: Math.min(exp, 60_000) })

@@ -7,8 +7,12 @@ import { LocalRateLimitStore, type RateLimitCount, type RateLimitStore, type Win
 
 /** The broker's own limits on token requests: per subject and per tenant, per minute. */
 export interface BrokerLimits {
-  /** Counts one request; sets `RateLimit-*` for the subject, or throws RATE_LIMITED with `Retry-After`. */
-  check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string): Promise<void>
+  /**
+   * Counts one request; sets `RateLimit-*` for the subject, or refuses with RATE_LIMITED
+   * and `Retry-After`. A store that counts in this process answers at once (undefined,
+   * or a thrown refusal); a shared one answers a promise.
+   */
+  check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string): Promise<void> | undefined
   /** The tenant's current request window, read without counting. */
   windows(tenant: Tenant): Promise<{ tenant: { count: number; limit: number; resetInSeconds: number } }>
 }
@@ -40,13 +44,21 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
   const subjectId =
     Store === undefined ? (tenantId: string, subject: string) => `${tenantId}\u0000${subject}` : (tenantId: string, subject: string) => hashName(subjectKey, tenantId, subject)
 
-  const hitBoth = (tenant: Tenant, subject: string): Promise<WindowPair> =>
-    new Promise((resolve, reject) => {
-      const id = tenant.id
-      store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, (err, pair) =>
-        err ? reject(err) : resolve(pair as WindowPair),
-      )
+  /** The pair of windows after one step: at once from a store that answers synchronously, else a promise. */
+  const hitBoth = (tenant: Tenant, subject: string): WindowPair | Promise<WindowPair> => {
+    const id = tenant.id
+    let now: WindowPair | undefined
+    let error: Error | null = null
+    let later: ((err: Error | null, pair?: WindowPair) => void) | undefined
+    store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, (err, pair) => {
+      if (later !== undefined) return later(err, pair)
+      error = err
+      now = pair
     })
+    if (error !== null) throw error
+    if (now !== undefined) return now
+    return new Promise((resolve, reject) => (later = (err, pair) => (err ? reject(err) : resolve(pair as WindowPair))))
+  }
 
   const refuse = (tenant: Tenant, scope: 'subject' | 'tenant', retryAfter: number): BrokerError => {
     app.broker.metrics.rejection(tenant.id, scope)
@@ -55,16 +67,23 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
     })
   }
 
+  /** Sets the subject's `RateLimit-*` headers; throws the refusal of a window over its limit. */
+  const judge = (reply: FastifyReply, tenant: Tenant, { subject: s, tenant: t }: WindowPair): void => {
+    const max = tenant.limits.perSubjectPerMinute
+    const reset = Math.ceil(s.ttl / 1000)
+    reply.header('ratelimit-limit', max)
+    reply.header('ratelimit-remaining', Math.max(0, max - s.current))
+    reply.header('ratelimit-reset', reset)
+    if (s.current > max) throw refuse(tenant, 'subject', Math.max(1, reset))
+    if (t !== undefined && t.current > tenant.limits.perTenantPerMinute) throw refuse(tenant, 'tenant', Math.max(1, Math.ceil(t.ttl / 1000)))
+  }
+
   app.decorate('limits', {
-    async check(_request, reply, tenant, subject) {
-      const { subject: s, tenant: t } = await hitBoth(tenant, subject)
-      const max = tenant.limits.perSubjectPerMinute
-      const reset = Math.ceil(s.ttl / 1000)
-      reply.header('ratelimit-limit', max)
-      reply.header('ratelimit-remaining', Math.max(0, max - s.current))
-      reply.header('ratelimit-reset', reset)
-      if (s.current > max) throw refuse(tenant, 'subject', Math.max(1, reset))
-      if (t !== undefined && t.current > tenant.limits.perTenantPerMinute) throw refuse(tenant, 'tenant', Math.max(1, Math.ceil(t.ttl / 1000)))
+    check(_request, reply, tenant, subject) {
+      const pair = hitBoth(tenant, subject)
+      if (pair instanceof Promise) return pair.then((p) => judge(reply, tenant, p))
+      judge(reply, tenant, pair)
+      return undefined
     },
     async windows(tenant) {
       const w = await new Promise<RateLimitCount>((resolve, reject) =>

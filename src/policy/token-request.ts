@@ -19,8 +19,63 @@ export const tokenRequestSchema = z.strictObject({
 
 export type TokenRequest = z.output<typeof tokenRequestSchema>
 
+const has = Object.prototype.hasOwnProperty
+
+/**
+ * The schema's rules, written out for the bodies clients really send: the
+ * {@link TokenRequest} zod would answer, or undefined to let zod decide (and word
+ * the error). It never accepts what zod refuses nor answers differently: a
+ * property test (test/policy/token-request.property.test.ts) holds it to that.
+ * It exists because zod's generic pass was the largest share of a cache hit's own code.
+ */
+export function plainTokenRequest(body: unknown): TokenRequest | undefined {
+  if (body === undefined) return {}
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined
+  const fields = body as Record<string, unknown>
+  const out: TokenRequest = {}
+  for (const key in fields) {
+    if (!has.call(fields, key)) return undefined
+    const v = fields[key]
+    switch (key) {
+      case 'allowed_creators': {
+        if (!Array.isArray(v) || v.length < 1 || v.length > 50) return undefined
+        const creators: string[] = []
+        for (const c of v as unknown[]) {
+          if (typeof c !== 'string') return undefined
+          const name = normaliseCreator(c)
+          if (!CREATOR_PATTERN.test(name)) return undefined
+          creators.push(name)
+        }
+        out.allowed_creators = creators
+        break
+      }
+      case 'expire_after':
+        if (!Number.isSafeInteger(v) || (v as number) < 30) return undefined
+        out.expire_after = v as number
+        break
+      case 'max_websockets':
+        if (!Number.isSafeInteger(v) || (v as number) < 1) return undefined
+        out.max_websockets = v as number
+        break
+      case 'subject':
+        if (typeof v !== 'string' || v.length < 1 || v.length > 256) return undefined
+        out.subject = v
+        break
+      case 'rejected_token':
+        if (typeof v !== 'string' || v.length < 1 || v.length > 16_384) return undefined
+        out.rejected_token = v
+        break
+      default:
+        return undefined
+    }
+  }
+  return out
+}
+
 /** Validates a parsed body; a missing body means `{}`. Throws BAD_REQUEST naming the field. */
 export function parseTokenRequest(body: unknown): TokenRequest {
+  const plain = plainTokenRequest(body)
+  if (plain !== undefined) return plain
   const result = tokenRequestSchema.safeParse(body === undefined ? {} : body)
   if (result.success) return result.data
   const issue = result.error.issues[0] as z.core.$ZodIssue

@@ -6,6 +6,7 @@ import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
 import { grantFor, subjectOf } from '../policy/grant.js'
 import { parseTokenRequest } from '../policy/token-request.js'
+import { EXPOSED_HEADERS } from '../http/cors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,20 +36,53 @@ const responseSchema = {
   },
 } as const
 
-/** Who is calling, checked before the body is even read: credential, tenant switch, browser origin. */
-async function identify(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  reply.header('cache-control', 'no-store')
+/** `Access-Control-Expose-Headers` of a token answer (the list is fixed: made once). */
+const EXPOSE = EXPOSED_HEADERS.join(', ')
+
+/**
+ * Who is calling, checked before the body is even read: CORS headers, credential,
+ * tenant switch, browser origin. A hook with a callback, so that a caller whose
+ * credential was accepted in the last minute passes without a promise.
+ *
+ * CORS is done here rather than by @fastify/cors (which answers the preflight and
+ * every other route, by the same rule): an `Origin` of any tenant gets
+ * `Access-Control-Allow-Origin` and the exposed headers, so that a browser can read
+ * even a 401; a request whose origin is not its own tenant's is then refused (403).
+ */
+function identify(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
   const { tenants } = request.server.broker
-  const credential = await tenants.authenticator.authenticate(request.headers.authorization)
-  const tenant = tenants.get(credential.tenantId)
-  if (tenant === undefined) throw unauthenticated(true)
+  const origin = request.headers.origin
+  reply.header('vary', 'Origin')
+  if (origin !== undefined && tenants.origins.has(origin)) {
+    reply.header('access-control-allow-origin', origin)
+    reply.header('access-control-expose-headers', EXPOSE)
+  }
+  reply.header('cache-control', 'no-store')
+  let credential: Credential | Promise<Credential>
+  try {
+    credential = tenants.authenticator.authenticate(request.headers.authorization)
+  } catch (err) {
+    return done(err as Error)
+  }
+  if (!(credential instanceof Promise)) return done(admit(request, credential))
+  credential.then(
+    (c) => done(admit(request, c)),
+    (err: Error) => done(err),
+  )
+}
+
+/** The tenant switch and origin check for an authenticated caller; the refusal, if any. */
+function admit(request: FastifyRequest, credential: Credential): BrokerError | undefined {
+  const tenant = request.server.broker.tenants.get(credential.tenantId)
+  if (tenant === undefined) return unauthenticated(true)
   request.tokenLog = { tenant: tenant.id }
-  if (!tenant.enabled) throw new BrokerError('TENANT_DISABLED', `Tenant ${tenant.id} is disabled.`)
+  if (!tenant.enabled) return new BrokerError('TENANT_DISABLED', `Tenant ${tenant.id} is disabled.`)
   const origin = request.headers.origin
   if (origin !== undefined && !tenant.cors.origins.includes(origin)) {
-    throw new BrokerError('ORIGIN_NOT_ALLOWED', 'This origin is not allowed for the tenant.')
+    return new BrokerError('ORIGIN_NOT_ALLOWED', 'This origin is not allowed for the tenant.')
   }
   request.caller = { credential, tenant }
+  return undefined
 }
 
 /**
@@ -70,18 +104,26 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   const { tokens, quota, metrics } = app.broker
   const limits = app.limits
   // Unauthenticated requests count under "unknown": a label set an attacker cannot grow.
-  const count = async (request: FastifyRequest): Promise<void> => {
+  const count = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
     metrics.request(request.tokenLog?.tenant ?? 'unknown', request.outcome ?? 'INTERNAL')
+    done()
   }
   // A body refused before the handler ran (not JSON, too large, wrong type) still counts, once.
   const countRefused = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (request.caller === undefined || request.limitCounted === true) return
-    await limits.check(request, reply, request.caller.tenant, limitSubject(request, request.caller.credential)).catch(() => undefined)
+    try {
+      await limits.check(request, reply, request.caller.tenant, limitSubject(request, request.caller.credential))
+    } catch {
+      // Counted; its refusal does not replace the error already being answered.
+    }
   }
-  app.post('/v1/token', { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema } }, async (request, reply) => {
+  const options = { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema }, config: { cors: false } }
+  app.post('/v1/token', options, async (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
     request.limitCounted = true
-    await limits.check(request, reply, tenant, limitSubject(request, credential))
+    // The local store counts synchronously; only a shared (Redis) one answers a promise.
+    const counted = limits.check(request, reply, tenant, limitSubject(request, credential))
+    if (counted !== undefined) await counted
     const body = parseTokenRequest(request.body)
     const subject = subjectOf(credential, body)
     const grant = grantFor(tenant, credential, subject, body)
@@ -93,7 +135,8 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
       ...(served.upstreamMs !== undefined && { upstreamMs: Math.round(served.upstreamMs) }),
     }
     request.outcome = 'ok'
-    reply.headers(served.source === 'mint' ? quota.headers() : await quota.headersForHit())
+    const upstreamHeaders = served.source === 'mint' ? quota.headers() : quota.headersForHit()
+    reply.headers(upstreamHeaders instanceof Promise ? await upstreamHeaders : upstreamHeaders)
     return {
       status_code: 0,
       data: {

@@ -24,6 +24,7 @@ export class UpstreamQuota {
   readonly #now: () => number
   readonly #onRefusal: (reason: LedgerRefusal) => void
   #known: LedgerState = EMPTY_LEDGER
+  #knownHeaders: Record<string, number> | undefined
   #refreshedAt = -Infinity
   #held = 0
 
@@ -50,6 +51,12 @@ export class UpstreamQuota {
 
   /** `X-RateLimit-*` of the latest window with the least `Remaining` seen for it, or none before any answer. */
   headers(state: LedgerState = this.#known): Record<string, number> {
+    // The common case, the state as last seen, answers one object made once per state (callers only read it).
+    if (state === this.#known) return (this.#knownHeaders ??= this.#headersOf(state))
+    return this.#headersOf(state)
+  }
+
+  #headersOf(state: LedgerState): Record<string, number> {
     if (state.limit === null || state.remaining === null || state.reset === null) return {}
     return { 'x-ratelimit-limit': state.limit, 'x-ratelimit-remaining': state.remaining, 'x-ratelimit-reset': state.reset }
   }
@@ -59,7 +66,7 @@ export class UpstreamQuota {
    * read at most once a second (other replicas mint too); only a process that
    * has seen nothing yet waits for that read.
    */
-  async headersForHit(): Promise<Record<string, number>> {
+  headersForHit(): Record<string, number> | Promise<Record<string, number>> {
     const now = this.#now()
     if (now - this.#refreshedAt >= 1000) {
       this.#refreshedAt = now
@@ -67,7 +74,7 @@ export class UpstreamQuota {
         (state) => this.#absorb(state),
         () => this.#known,
       )
-      if (this.#known.reset === null) await read
+      if (this.#known.reset === null) return read.then(() => this.headers())
     }
     return this.headers()
   }
@@ -112,7 +119,11 @@ export class UpstreamQuota {
   }
 
   #absorb(state: LedgerState): LedgerState {
-    this.#known = joinLedger(this.#known, state)
-    return this.#known
+    const next = joinLedger(this.#known, state)
+    if (next !== this.#known) {
+      this.#known = next
+      this.#knownHeaders = undefined
+    }
+    return next
   }
 }

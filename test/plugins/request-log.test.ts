@@ -2,7 +2,8 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, type AppDeps } from '../../src/app.js'
-import { createLogger } from '../../src/logger.js'
+import { pino } from 'pino'
+import { createLogger, isoTime, plainLineWriter } from '../../src/logger.js'
 import { startSimulator } from '../../src/simulator/index.js'
 import { acme, API_KEY, configFor, userJwt } from '../helpers/broker.js'
 
@@ -82,4 +83,42 @@ t.test('probes log their request line at debug only', async (t) => {
   const before = b.logs.length
   await b.app.inject({ method: 'GET', url: '/healthz' })
   t.equal(b.logs.length, before, 'nothing at info')
+})
+
+t.test('the request line is framed exactly as pino frames a line of the same logger', async (t) => {
+  const captured: string[] = []
+  const sink = new Writable({ write: (chunk, _e, cb) => cb(void captured.push(String(chunk))) })
+  const logger = createLogger('info', sink)
+  const write = plainLineWriter(logger.child({}, { serializers: {} }))
+  t.ok(write, 'a child of a broker logger (Fastify makes one) gets the plain writer')
+  const fields = { reqId: 'req-7', method: 'POST', path: '/v1/"odd"\npath', status: 200, ms: 0.4, outcome: 'ok', tenant: 'acme', cache: 'hit' }
+  write?.('info', fields, 'request')
+  logger.info(fields, 'request')
+  const [plain, viaPino] = captured.map((l) => JSON.parse(l) as Line)
+  t.same({ ...plain, time: 0 }, { ...viaPino, time: 0 })
+  t.same(Object.keys(plain ?? {}), Object.keys(viaPino ?? {}), 'same keys, same order')
+  t.match(plain?.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  write?.('debug', fields, 'request')
+  t.equal(captured.length, 2, 'the level is honoured')
+
+  t.equal(plainLineWriter(pino()), undefined, 'a logger of unknown framing is left to pino')
+  t.equal(plainLineWriter(logger.child({}, { formatters: { level: (label) => ({ level: label }) } })), undefined)
+})
+
+t.test('with a logger of its own the broker still writes every request line, through pino', async (t) => {
+  const lines: string[] = []
+  const own = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => cb(void lines.push(String(chunk))) }))
+  const b = await broker(t, { logger: own })
+  t.equal((await b.token(await userJwt('user-1'), {})).statusCode, 200)
+  t.match(lines.map((l) => JSON.parse(l) as Line).find((l) => l.msg === 'request'), { path: '/v1/token', status: 200, tenant: 'acme', cache: 'mint' })
+})
+
+t.test('the ISO time is the same text as pino.stdTimeFunctions.isoTime', async (t) => {
+  for (let i = 0; i < 50; i++) {
+    const before = pino.stdTimeFunctions.isoTime()
+    const ours = isoTime()
+    const after = pino.stdTimeFunctions.isoTime()
+    t.ok(ours === before || ours === after || (ours > before && ours < after), `${ours} between ${before} and ${after}`)
+    await new Promise((r) => setTimeout(r, i % 7))
+  }
 })
