@@ -261,7 +261,7 @@ const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
 const seqBare: Measured[] = []
 const seqHit: Measured[] = []
 const bursts = new Map<string, Array<{ mints: number; result: LoadResult }>>()
-const misses: Array<{ upstream: LoadResult; broker: LoadResult }> = []
+const misses: Array<{ upstream: LoadResult; broker: LoadResult; proxy: LoadResult }> = []
 const bareSpec = (spec: LoadSpec): LoadSpec => ({ ...spec, url: urls.bare as string, headers: post({}), body: HIT_BODY })
 const t0 = performance.now()
 const progress = (what: string): boolean => process.stderr.write(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${what}\n`)
@@ -330,9 +330,12 @@ for (let rep = 0; rep < REPEATS; rep++) {
       amount: MISSES,
       vary: { prefix: `miss-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
     })
+    // The same hop through a plain proxy: what any server in between adds, with none of the broker's work.
+    const proxy = await load({ url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 })
     noteFailures('miss upstream', upstream)
     noteFailures('miss broker', broker)
-    misses.push({ upstream, broker })
+    noteFailures('miss proxy', proxy)
+    misses.push({ upstream, broker, proxy })
   }
 }
 progress('memory')
@@ -385,10 +388,16 @@ for (const [store, runs] of bursts) {
 if (misses.length > 0) {
   const up = misses.map((m) => m.upstream)
   const br = misses.map((m) => m.broker)
+  const px = misses.map((m) => m.proxy)
   const added = misses.map((m) => m.broker.p50 - m.upstream.p50)
+  const own = misses.map((m) => m.broker.p50 - m.proxy.p50)
   rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key` })
   rows.push({ label: 'upstream (simulator) alone', cells: ['', ms(up, 'p50'), ms(up, 'p99'), '', '', '', '', ''] })
-  rows.push({ label: 'miss · memory · broker API key', cells: ['', ms(br, 'p50'), ms(br, 'p99'), '', '', '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's`] })
+  rows.push({ label: 'naive proxy (one upstream call each)', cells: ['', ms(px, 'p50'), ms(px, 'p99'), '', '', '', '', `p50 adds ${spread(misses.map((m) => m.proxy.p50 - m.upstream.p50), fmt.ms)} ms: the hop`] })
+  rows.push({
+    label: 'miss · memory · broker API key',
+    cells: ['', ms(br, 'p50'), ms(br, 'p99'), '', '', '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's, ${spread(own, fmt.ms)} ms to the proxy's`],
+  })
 }
 if (mem !== undefined) {
   rows.push({ section: `memory: the app's token store, ${fmt.int(mem.tokens)} tokens after a warm-up fill, full GC (--expose-gc)` })

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { createDecipheriv, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto'
 import { CompactEncrypt } from 'jose'
 
@@ -35,9 +36,26 @@ export function derivePurposeKey(secret: string, purpose: string): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', secret, 'tiktools-broker/keyed-hashes/v1', purpose, 32))
 }
 
-/** A keyed, truncated hash (128 bits, base64url) so that no subject or grant appears in a key name. */
+/** Names hashed lately, per key: every Redis cache hit hashes the same subject and grant again (an HMAC each). */
+const recentNames = new WeakMap<Uint8Array, LRUCache<string, string>>()
+/** Names remembered per key; a miss only costs the HMAC. */
+const RECENT_NAMES = 10_000
+
+/**
+ * A keyed, truncated hash (HMAC-SHA-256, RFC 2104; 128 bits, base64url) so that
+ * no subject or grant appears in a key name. Pure: the last {@link RECENT_NAMES}
+ * answers per key are remembered.
+ */
 export function hashName(nameKey: Uint8Array, ...parts: string[]): string {
-  return createHmac('sha256', nameKey).update(parts.join('\u0000')).digest('base64url').slice(0, 22)
+  const input = parts.join('\u0000')
+  let recent = recentNames.get(nameKey)
+  if (recent === undefined) recentNames.set(nameKey, (recent = new LRUCache({ max: RECENT_NAMES })))
+  let name = recent.get(input)
+  if (name === undefined) {
+    name = createHmac('sha256', nameKey).update(input).digest('base64url').slice(0, 22)
+    recent.set(input, name)
+  }
+  return name
 }
 
 const encoder = new TextEncoder()

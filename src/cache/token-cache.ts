@@ -63,6 +63,15 @@ export class TokenCache {
   }
 
   /**
+   * The cached token for the grant if it is fresh enough, else undefined: a
+   * lookup only, never a mint; a failing store answers undefined. The route
+   * starts it beside the count of its limits, so that a hit costs one round trip of each.
+   */
+  async peek(tenant: Tenant, grant: Grant): Promise<CachedToken | undefined> {
+    return this.#fresh(this.keyFor(tenant, grant), tenant)
+  }
+
+  /**
    * A token for the grant: cached when fresh enough, else minted (once per key).
    * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
    */

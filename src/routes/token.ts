@@ -4,8 +4,9 @@ import { hashApiKey } from '../auth/api-keys.js'
 import { unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
-import { grantFor, subjectOf } from '../policy/grant.js'
-import { parseTokenRequest } from '../policy/token-request.js'
+import type { ServedToken } from '../cache/token-cache.js'
+import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
+import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
 
 declare module 'fastify' {
@@ -121,13 +122,23 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   app.post('/v1/token', options, async (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
     request.limitCounted = true
-    // The local store counts synchronously; only a shared (Redis) one answers a promise.
+    // Counted before anything else is judged. The local store counts synchronously; a shared (Redis) one answers a promise.
     const counted = limits.check(request, reply, tenant, limitSubject(request, credential))
+    let body: TokenRequest
+    let grant: Grant
+    try {
+      body = parseTokenRequest(request.body)
+      grant = grantFor(tenant, credential, subjectOf(credential, body), body)
+    } catch (err) {
+      if (counted !== undefined) await counted // a refusal of the limits wins over one of the body
+      throw err
+    }
+    // The cached token is looked up while the limits are counted: on Redis both commands leave in one
+    // pipeline, one round trip. Only a lookup: nothing is minted before the limits have answered.
+    const peek = body.rejected_token === undefined ? tokens.peek(tenant, grant) : undefined
     if (counted !== undefined) await counted
-    const body = parseTokenRequest(request.body)
-    const subject = subjectOf(credential, body)
-    const grant = grantFor(tenant, credential, subject, body)
-    const served = await tokens.tokenFor(tenant, grant, body.rejected_token)
+    const cached = peek === undefined ? undefined : await peek
+    const served: ServedToken = cached !== undefined ? { token: cached, source: 'hit' } : await tokens.tokenFor(tenant, grant, body.rejected_token)
     metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)
     request.tokenLog = {
       tenant: tenant.id,
