@@ -34,29 +34,76 @@ const brokerLoggers = new WeakMap<object, Logger>()
 /** What decides a line's framing: a logger sharing all of these with a broker logger frames lines as it does. */
 const FRAMING = [pino.symbols.mixinSym, pino.symbols.hooksSym, (pino.symbols as unknown as Record<string, symbol>).msgPrefixSym as symbol, pino.symbols.messageKeySym, pino.symbols.endSym]
 
-/** Most milliseconds a line waits in the default destination's buffer before it is written. */
-export const LOG_FLUSH_MS = 250
+/** Buffered text that is written at once rather than at the end of the turn (bytes, roughly). */
+const TURN_BUFFER_LIMIT = 64 * 1024
 
 /**
- * Standard output as the default destination (sonic-boom, as pino's own default):
- * lines are buffered and written together, one write(2) per 4 KiB or per
- * {@link LOG_FLUSH_MS}, not one per line — at thousands of cache hits a second that
- * write was the largest single cost of a hit. Writes stay synchronous (no thread
- * pool, order kept, a full pipe slows the broker rather than growing memory).
- * The buffer is written out when the process exits (a crash included), so only a SIGKILL can lose
- * lines: at most those of the last {@link LOG_FLUSH_MS}.
+ * A destination that writes what one event-loop turn logged in one write:
+ * lines are collected and handed to `out` (sonic-boom, synchronous, which deals
+ * with partial writes and a full pipe) in `setImmediate`, at the end of the turn.
+ * When traffic is low that is at once; under load the request lines of all the
+ * answers sent in one turn leave together. Pending text is written out when the
+ * process exits (a crash included), so only a SIGKILL can lose lines: those of
+ * the turn it interrupted.
+ */
+export class TurnBufferedDestination implements DestinationStream {
+  readonly #out: DestinationStream & { flushSync?: () => void }
+  #pending = ''
+  #scheduled = false
+  readonly #flushTurn = (): void => {
+    this.#scheduled = false
+    this.flushSync()
+  }
+
+  constructor(out: DestinationStream) {
+    this.#out = out
+  }
+
+  write(text: string): void {
+    this.#pending += text
+    if (this.#pending.length >= TURN_BUFFER_LIMIT) this.flushSync()
+    else if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.#flushTurn)
+    }
+  }
+
+  /** Writes what is pending now. */
+  flushSync(): void {
+    if (this.#pending === '') return
+    const text = this.#pending
+    this.#pending = ''
+    this.#out.write(text)
+  }
+
+  /** pino's `logger.flush(cb)`. */
+  flush(cb?: (err?: Error) => void): void {
+    this.flushSync()
+    cb?.()
+  }
+}
+
+/**
+ * Standard output as the default destination: one write(2) per event-loop turn
+ * ({@link TurnBufferedDestination}) instead of one per line — at thousands of
+ * cache hits a second that write was the largest single cost of a hit. One per
+ * process, shared by every logger writing there.
  */
 export function stdoutDestination(): DestinationStream {
   if (stdout === undefined) {
-    const destination = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: LOG_FLUSH_MS } as Parameters<typeof pino.destination>[0])
-    // pino flushes only its asynchronous destinations on exit; this one is buffered too. Runs on a crash as well.
-    process.once('exit', () => destination.flushSync())
+    const destination = new TurnBufferedDestination(pino.destination({ dest: 1, sync: true }))
+    process.once('exit', () => {
+      try {
+        destination.flushSync()
+      } catch {
+        // Standard output is gone (EPIPE): nothing left to tell it.
+      }
+    })
     stdout = destination
   }
   return stdout
 }
-/** One buffered standard output per process, shared by every logger writing there. */
-let stdout: ReturnType<typeof pino.destination> | undefined
+let stdout: TurnBufferedDestination | undefined
 
 let isoSecond = -1
 let isoPrefix = ''
@@ -77,7 +124,7 @@ export function isoTime(): string {
   return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
 }
 
-/** The broker's logger: JSON lines, ISO times, secrets redacted; to buffered standard output unless given a destination. */
+/** The broker's logger: JSON lines, ISO times, secrets redacted; to standard output, a write per turn, unless given a destination. */
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
   const options: LoggerOptions = {
     level,

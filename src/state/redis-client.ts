@@ -51,9 +51,6 @@ function createClient(target: RedisTarget, options: RedisClientOptions, commandT
   }
   const connection: RedisOptions = {
     maxRetriesPerRequest: 1,
-    // Commands issued in one event-loop turn (the many cache hits of a burst) leave in one write,
-    // one round trip; each keeps its own reply, error and deadline (ioredis "Autopipelining").
-    enableAutoPipelining: true,
     // No commandTimeout here: boundCommands sets the deadline, one that a busy event loop cannot fake.
     connectTimeout,
     autoResendUnfulfilledCommands: false,
@@ -86,8 +83,6 @@ function createClient(target: RedisTarget, options: RedisClientOptions, commandT
     case 'cluster': {
       const cluster: ClusterOptions = {
         enableOfflineQueue: false,
-        // Batched per node: commands of one turn for one primary leave together.
-        enableAutoPipelining: true,
         clusterRetryStrategy: retry,
         // A command follows MOVED/ASK and waits out a failover a few times, not 16: the caller has a fallback.
         maxRedirections: 5,
