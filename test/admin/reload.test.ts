@@ -5,7 +5,8 @@ import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { startSimulator } from '../../src/simulator/index.js'
 import { readTenantsFile } from '../../src/config/tenants-file.js'
-import { API_KEY, buildBroker, ISSUER, userJwt, USER_SECRET } from '../helpers/broker.js'
+import { createHash } from 'node:crypto'
+import { API_KEY, buildBroker, ISSUER, rememberSecret, userJwt, USER_SECRET } from '../helpers/broker.js'
 import { startBrokerProcess } from '../helpers/process.js'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
@@ -134,4 +135,20 @@ t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
   const res = await inFlight
   t.equal(res.status, 200, 'the request that was running when SIGTERM came is answered')
   t.equal(await broker.exited, 0)
+})
+
+t.test('a broker API key taken out of the file stops working at the reload, though it was just used', async (t) => {
+  const env = { ACME_SECRET: USER_SECRET }
+  const key = 'a-broker-api-key-for-reload-tests-0123'
+  const hash = `sha256:${createHash('sha256').update(key).digest('hex')}`
+  const withKey = file('a1').replace('        secret: ${ACME_SECRET}\n', `        secret: \${ACME_SECRET}\n      apiKeys: ["${hash}"]\n`)
+  const path = await tempFile(t, withKey)
+  const b = await buildBroker(t, { tenants: await readTenantsFile(path, env), config: { adminToken: ADMIN, tenantsFile: path }, deps: { env } })
+  rememberSecret(key)
+  for (let i = 0; i < 2; i++) t.equal((await b.token(key, { subject: 'backend-user' })).status, 200, 'the key works (and is remembered)')
+  await writeFile(path, file('a1'))
+  t.equal((await b.app.inject({ method: 'POST', url: '/admin/reload', headers: { authorization: `Bearer ${ADMIN}` } })).statusCode, 200)
+  const after = await b.token(key, { subject: 'backend-user' })
+  t.equal(after.status, 401, 'refused at once')
+  t.equal(after.body.code, 'UNAUTHENTICATED')
 })
