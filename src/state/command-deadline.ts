@@ -32,8 +32,27 @@ export function boundCommands(connection: Redis, ms: number): void {
       armed.add(command)
       arm(command, ms)
     }
+    if (stream === undefined) coalesceWrites(connection)
     return send(command, stream)
   }
+}
+
+/**
+ * Commands written in one synchronous run (a cache hit's limits script and its
+ * token GET) leave the socket in one write, as Node's HTTP server does with an
+ * answer: the socket is corked until `process.nextTick`. Each command is still
+ * sent, timed and answered on its own — unlike ioredis's auto-pipelining, nothing
+ * waits behind another batch.
+ */
+function coalesceWrites(connection: Redis): void {
+  const socket = (connection as unknown as { stream?: { writableCorked?: number; cork?: () => void; uncork?: () => void } }).stream
+  if (socket?.cork === undefined || socket.uncork === undefined || (socket.writableCorked ?? 0) > 0) return
+  socket.cork()
+  process.nextTick(uncork, socket)
+}
+
+function uncork(socket: { uncork: () => void }): void {
+  socket.uncork()
 }
 
 function arm(command: Command, ms: number): void {

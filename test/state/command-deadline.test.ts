@@ -73,3 +73,23 @@ t.test('a Redis that does not answer still fails at the deadline', async (t) => 
   const multi = await redis.multi().get('x').exec().catch((e: Error) => e)
   t.match(multi, { message: COMMAND_TIMED_OUT }, 'a transaction is bounded too')
 })
+
+t.test('commands sent in one synchronous run leave in one write, each still answered (and bounded) on its own', async (t) => {
+  const bounded = await client(t, TEST_REDIS_URL)
+  boundCommands(bounded, DEADLINE_MS)
+  const socket = (bounded as unknown as { stream: { _writeGeneric: (...args: unknown[]) => unknown } }).stream
+  let writes = 0
+  const write = socket._writeGeneric.bind(socket)
+  socket._writeGeneric = (...args: unknown[]) => {
+    writes += 1
+    return write(...args)
+  }
+  const key = 'tkb:test:command-deadline:coalesced'
+  const answers = await Promise.all([bounded.set(key, 'v', 'PX', 1000), bounded.get(key), bounded.pttl(key), bounded.get('tkb:test:nothing-here')])
+  t.same(answers.slice(0, 2), ['OK', 'v'])
+  t.ok((answers[2] as number) > 0)
+  t.equal(answers[3], null)
+  t.equal(writes, 1, 'four commands, one write')
+  await bounded.get(key)
+  t.equal(writes, 2, 'a command on its own is written at once')
+})
