@@ -19,7 +19,9 @@ import { benchConfig, UPSTREAM_KEY } from './fixtures.js'
 const distDir = process.env.BENCH_DIST === undefined ? new URL('../dist/', import.meta.url) : new URL(`file://${process.env.BENCH_DIST.replace(/\/?$/, '/')}`)
 const dist = (file: string): string => new URL(file, distDir).href
 const { buildApp } = (await import(dist('app.js'))) as typeof import('../src/app.js')
-const { createLogger, TurnBufferedDestination } = (await import(dist('logger.js'))) as Partial<typeof import('../src/logger.js')> & typeof import('../src/logger.js')
+// A build from before per-turn log writes has no TurnBufferedDestination.
+const { createLogger, TurnBufferedDestination } = (await import(dist('logger.js'))) as Omit<typeof import('../src/logger.js'), 'TurnBufferedDestination'> &
+  Partial<Pick<typeof import('../src/logger.js'), 'TurnBufferedDestination'>>
 const { createState } = (await import(dist('state/index.js'))) as typeof import('../src/state/index.js')
 
 export interface TargetSpec {

@@ -105,6 +105,14 @@ export function stdoutDestination(): DestinationStream {
 }
 let stdout: TurnBufferedDestination | undefined
 
+/**
+ * {@link plainLineWriter} where the logger's framing is known; otherwise the
+ * same fields through the logger's own methods (and its redaction).
+ */
+export function lineWriter(logger: FastifyBaseLogger): PlainLineWriter {
+  return plainLineWriter(logger) ?? ((level, fields, msg) => logger[level](fields, msg))
+}
+
 let isoSecond = -1
 let isoPrefix = ''
 

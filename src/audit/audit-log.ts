@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { derivePurposeKey, hashName } from '../cache/crypto.js'
-import { plainLineWriter } from '../logger.js'
+import { lineWriter } from '../logger.js'
 import type { Grant } from '../policy/grant.js'
 
 /**
@@ -26,7 +26,7 @@ export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): A
   const audit = log.child({ channel: 'audit' })
   // A mint's line is made of fields that are never secret (tenant id, hashed or operator-chosen subject, grant):
   // written as pino frames it, without the `redact` pass (a mint is on the request's path). Admin lines keep pino's.
-  const write = plainLineWriter(audit) ?? ((_level, fields, msg) => audit.info(fields, msg))
+  const write = lineWriter(audit)
   const key = derivePurposeKey(options.hashKey, 'audit subjects')
   const subject = (s: string): string => (options.subjects === 'plain' ? s : `hmac:${hashName(key, s)}`)
   return {

@@ -64,8 +64,9 @@ export class TokenCache {
 
   /**
    * The cached token for the grant if it is fresh enough, else undefined: a
-   * lookup only, never a mint; a failing store answers undefined. The route
-   * starts it beside the count of its limits, so that a hit costs one round trip of each.
+   * lookup only, never a mint, never a rejection (a failing store answers
+   * undefined). The route starts it beside the count of its limits, so that a hit
+   * costs one round trip of each, then hands it to {@link tokenFor}.
    */
   async peek(tenant: Tenant, grant: Grant): Promise<CachedToken | undefined> {
     return this.#fresh(this.keyFor(tenant, grant), tenant)
@@ -74,11 +75,13 @@ export class TokenCache {
   /**
    * A token for the grant: cached when fresh enough, else minted (once per key).
    * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
+   * `looked` is a {@link peek} already made for this grant (with no `rejected`): its
+   * answer is used instead of reading the store again.
    */
-  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string): Promise<ServedToken> {
+  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: Promise<CachedToken | undefined>): Promise<ServedToken> {
     const key = this.keyFor(tenant, grant)
     if (rejected !== undefined) await this.#drop(key, rejected)
-    const hit = await this.#fresh(key, tenant)
+    const hit = await (looked ?? this.#fresh(key, tenant))
     if (hit !== undefined && hit.token !== rejected) return { token: hit, source: 'hit' }
     const id = tokenKeyId(key)
     const flight = this.#inflight.get(id)

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { plainLineWriter } from '../logger.js'
+import { lineWriter } from '../logger.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,9 +48,7 @@ function lineFor(request: FastifyRequest, reply: FastifyReply, path: string): Re
  * the request id is a field of the line.
  */
 async function requestLog(app: FastifyInstance): Promise<void> {
-  const lines = app.log.child({}, { redact: [] })
-  // A logger of unknown format (one a caller passed in) gets the same fields through its own methods.
-  const write = plainLineWriter(app.log) ?? ((level, fields, msg) => lines[level](fields, msg))
+  const write = lineWriter(app.log)
   app.addHook('onResponse', (request, reply, done) => {
     // The route pattern where there is one: a path parameter (an admin purge's subject) stays out of the log.
     const path = request.routeOptions.url ?? (request.url.split('?')[0] as string)

@@ -4,7 +4,6 @@ import { hashApiKey } from '../auth/api-keys.js'
 import { unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
-import type { ServedToken } from '../cache/token-cache.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
 import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
@@ -135,10 +134,9 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     }
     // The cached token is looked up while the limits are counted: on Redis both commands leave in one
     // pipeline, one round trip. Only a lookup: nothing is minted before the limits have answered.
-    const peek = body.rejected_token === undefined ? tokens.peek(tenant, grant) : undefined
+    const looked = body.rejected_token === undefined ? tokens.peek(tenant, grant) : undefined
     if (counted !== undefined) await counted
-    const cached = peek === undefined ? undefined : await peek
-    const served: ServedToken = cached !== undefined ? { token: cached, source: 'hit' } : await tokens.tokenFor(tenant, grant, body.rejected_token)
+    const served = await tokens.tokenFor(tenant, grant, body.rejected_token, looked)
     metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)
     request.tokenLog = {
       tenant: tenant.id,

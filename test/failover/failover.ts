@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { until } from '../helpers/redis-topologies.js'
+import { admin, coldBurst } from '../state/redis-suites.js'
 import type { Replica } from '../state/replicas.js'
 
 /** One answer during a failover, with when it came. */
@@ -79,4 +80,36 @@ export const countLogs = (replica: Replica, message: string | RegExp): number =>
 /** The one-line timing record a test prints (and the report quotes). */
 export function timing(t: Test, what: string, values: Record<string, number | string>): void {
   t.comment(`${what}: ${Object.entries(values).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+}
+
+/**
+ * Waits until both replicas answer `/readyz` 200 (a stuck one's reason and last Redis log
+ * lines go to the report) and share state again. Answers the ms each took to be ready and
+ * the ms from then until state was shared.
+ */
+export async function bothBack(t: Test, a: Replica, b: Replica, readyMs: number): Promise<{ ready: number[]; shared: number }> {
+  const ready = await Promise.all([readyzBecomes(a, 200, readyMs), readyzBecomes(b, 200, readyMs)]).catch(async (err: Error) => {
+    for (const r of [a, b]) t.comment((await r.app.inject('/readyz')).body, r.logs.filter((l) => l.includes('redis')).slice(-4).join(''))
+    throw err
+  })
+  return { ready, shared: await sharedAgain(a, b, 5000) }
+}
+
+/**
+ * After a recovery: a cold burst over `keys` costs one mint per key across both
+ * replicas, a purge through one is seen by the other, and each replica logged the
+ * outage and the recovery once. Answers the burst's mints per key.
+ */
+export async function servingTogether(t: Test, a: Replica, b: Replica, keys: string[], perKey: number): Promise<number> {
+  const after = await coldBurst([a, b], keys, perKey)
+  t.same(after.statuses, [200])
+  t.equal(after.mintsPerKey, 1, 'one mint per key across the replicas again')
+  const purged = keys[0] as string
+  t.equal((await admin(a, 'DELETE', `/admin/tenants/acme/subjects/${purged}/tokens`)).statusCode, 204, 'purge works again')
+  t.equal((await b.token(purged)).body.data.cached, false, 'and the other replica sees it')
+  for (const [name, r] of [['a', a], ['b', b]] as const) {
+    t.equal(countLogs(r, OUTAGE), 1, `${name}: the outage logged once`)
+    t.equal(countLogs(r, 'redis available again'), 1, `${name}: the recovery logged once`)
+  }
+  return after.mintsPerKey
 }

@@ -11,27 +11,30 @@ for (const mode of ['memory', 'redis'] as const) {
     const up = await startScriptedUpstream(t)
     const redis = mode === 'redis' ? { url: TEST_REDIS_URL, prefix: (await redisForTest(t)).prefix } : undefined
     const broker = await mintBroker(t, up.url, { clock, tenants, ...(redis !== undefined && { redis }) })
-    return { up, broker }
+    /** A request whose tik.tools call is held until the test answers `call`. */
+    const held = async (subject: string) => {
+      const answer = broker.token(subject)
+      return { answer, call: await up.next() }
+    }
+    return { up, broker, held }
   }
   const secs = (clock: Clock) => Math.floor(clock.now / 1000)
 
   t.test(`${mode}: fault 1 — a slow answer sent before a 429 does not lift the 60 s block`, async (t) => {
     const clock = fakeClock()
-    const { up, broker } = await setup(t, clock)
-    const slow = broker.token('u1')
-    const slowCall = await up.next()
+    const { up, broker, held } = await setup(t, clock)
+    const slow = await held('u1')
     clock.advance(100)
-    const limited = broker.token('u2')
-    const limitedCall = await up.next()
+    const limited = await held('u2')
     clock.advance(400)
-    limitedCall.answer({ status: 429, body: { status_code: 429, message: 'Rate limit exceeded' } })
-    const refused = await limited
+    limited.call.answer({ status: 429, body: { status_code: 429, message: 'Rate limit exceeded' } })
+    const refused = await limited.answer
     t.equal(refused.status, 429)
     t.equal(refused.body.code, 'UPSTREAM_RATE_LIMITED')
     t.equal(refused.headers['retry-after'], '60')
     clock.advance(1000)
-    slowCall.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 8, reset: secs(clock) + 30 }))
-    t.equal((await slow).status, 200, 'the slow mint is served')
+    slow.call.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 8, reset: secs(clock) + 30 }))
+    t.equal((await slow.answer).status, 200, 'the slow mint is served')
     clock.advance(500)
     const next = await broker.token('u3')
     t.equal(next.status, 429, '2 s after the 429: still blocked')
@@ -45,19 +48,17 @@ for (const mode of ['memory', 'redis'] as const) {
 
   t.test(`${mode}: fault 2 — answers out of order never raise Remaining, nor let a call through`, async (t) => {
     const clock = fakeClock()
-    const { up, broker } = await setup(t, clock)
+    const { up, broker, held } = await setup(t, clock)
     const reset = secs(clock) + 60
-    const first = broker.token('u1')
-    const firstCall = await up.next()
+    const first = await held('u1')
     clock.advance(50)
-    const second = broker.token('u2')
-    const secondCall = await up.next()
+    const second = await held('u2')
     clock.advance(50)
-    secondCall.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 0, reset }))
-    const b = await second
+    second.call.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 0, reset }))
+    const b = await second.answer
     t.equal(b.headers['x-ratelimit-remaining'], '0')
-    firstCall.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 1, reset }))
-    const a = await first
+    first.call.answer(tokenAnswer(secs(clock), 600, { limit: 10, remaining: 1, reset }))
+    const a = await first.answer
     t.equal(a.status, 200)
     t.equal(a.headers['x-ratelimit-remaining'], '0', 'the later answer of an earlier request does not raise it')
     const third = await broker.token('u3')
