@@ -69,7 +69,8 @@ export class MemoryTokenStore implements TokenStore {
     })
   }
 
-  async get(key: TokenKey): Promise<CachedToken | undefined> {
+  /** Answers at once: a hit on this store needs no promise. */
+  get(key: TokenKey): CachedToken | undefined {
     return this.#read(tokenKeyId(key))
   }
 

@@ -66,9 +66,10 @@ export class TokenCache {
    * The cached token for the grant if it is fresh enough, else undefined: a
    * lookup only, never a mint, never a rejection (a failing store answers
    * undefined). The route starts it beside the count of its limits, so that a hit
-   * costs one round trip of each, then hands it to {@link tokenFor}.
+   * costs one round trip of each, then hands it to {@link tokenFor}. A store in this
+   * process answers at once, a shared one a promise (as {@link TokenStore.get}).
    */
-  async peek(tenant: Tenant, grant: Grant): Promise<CachedToken | undefined> {
+  peek(tenant: Tenant, grant: Grant): CachedToken | undefined | Promise<CachedToken | undefined> {
     return this.#fresh(this.keyFor(tenant, grant), tenant)
   }
 
@@ -78,7 +79,7 @@ export class TokenCache {
    * `looked` is a {@link peek} already made for this grant (with no `rejected`): its
    * answer is used instead of reading the store again.
    */
-  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: Promise<CachedToken | undefined>): Promise<ServedToken> {
+  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: CachedToken | Promise<CachedToken | undefined>): Promise<ServedToken> {
     const key = this.keyFor(tenant, grant)
     if (rejected !== undefined) await this.#drop(key, rejected)
     const hit = await (looked ?? this.#fresh(key, tenant))
@@ -120,16 +121,24 @@ export class TokenCache {
     }
   }
 
-  /** A cached token with enough life left, or undefined; a failing store counts as a miss. */
-  async #fresh(key: TokenKey, tenant: Tenant): Promise<CachedToken | undefined> {
-    let cached: CachedToken | undefined
+  /** A cached token with enough life left, or undefined (at once when the store answers at once); a failing store counts as a miss. */
+  #fresh(key: TokenKey, tenant: Tenant): CachedToken | undefined | Promise<CachedToken | undefined> {
+    let cached: CachedToken | undefined | Promise<CachedToken | undefined>
     try {
-      cached = await this.#deps.store.get(key)
+      cached = this.#deps.store.get(key)
     } catch (err) {
-      this.#warn(err, 'token store read failed; treating as a miss')
-      return undefined
+      return this.#readFailed(err)
     }
-    return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
+    if (!(cached instanceof Promise)) return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
+    return cached.then(
+      (c) => (c !== undefined && this.#isFresh(c, tenant) ? c : undefined),
+      (err: unknown) => this.#readFailed(err),
+    )
+  }
+
+  #readFailed(err: unknown): undefined {
+    this.#warn(err, 'token store read failed; treating as a miss')
+    return undefined
   }
 
   #isFresh(token: CachedToken, tenant: Tenant): boolean {

@@ -40,7 +40,11 @@ export interface MintLock {
  * Every implementation passes `test/cache/token-store.contract.ts`.
  */
 export interface TokenStore {
-  get(key: TokenKey): Promise<CachedToken | undefined>
+  /**
+   * The key's token, or undefined. A store in this process answers at once (so that
+   * a cache hit needs no promise); a shared one answers a promise.
+   */
+  get(key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined>
   /**
    * Stores a token for `ttlMs`; it is gone afterwards. With `generation` (read
    * by {@link generation} before the mint began) it is stored only if the

@@ -7,6 +7,8 @@ import { BrokerError } from '../errors.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
 import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
+import type { ServedToken } from '../cache/token-cache.js'
+import type { CachedToken } from '../cache/token-store.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,6 +37,18 @@ const responseSchema = {
     },
   },
 } as const
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/**
+ * The contract's `POST /v1/token` 200 body as JSON text: the keys and order of
+ * `responseSchema`, each value as `JSON.stringify` writes it (`expires_at` and the
+ * grant's numbers are whole seconds and counts). Built as one string rather than
+ * serialised field by field: a cache hit then scans its ~300-character token once.
+ */
+export function tokenAnswerJson(token: CachedToken, grant: Pick<Grant, 'creators' | 'expireAfter' | 'maxWebsockets'>, cached: boolean): string {
+  return `{"status_code":0,"data":{"token":${JSON.stringify(token.token)},"expires_at":${Math.trunc(token.expiresAt)},"expire_after":${grant.expireAfter},"allowed_creators":${JSON.stringify(grant.creators)},"max_websockets":${grant.maxWebsockets},"cached":${cached}}}`
+}
 
 /** `Access-Control-Expose-Headers` of a token answer (the list is fixed: made once). */
 const EXPOSE = EXPOSED_HEADERS.join(', ')
@@ -118,10 +132,44 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     }
   }
   const options = { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema }, config: { cors: false } }
-  app.post('/v1/token', options, async (request, reply) => {
+
+  /** The answer's body, headers and bookkeeping for a served token: at once, unless the quota's headers must first be read. */
+  const answer = (request: FastifyRequest, reply: FastifyReply, tenantId: string, grant: Grant, served: ServedToken): string | Promise<string> => {
+    metrics.cache(tenantId, served.source === 'mint' ? 'miss' : served.source)
+    request.tokenLog = served.upstreamMs === undefined ? { tenant: tenantId, cache: served.source } : { tenant: tenantId, cache: served.source, upstreamMs: Math.round(served.upstreamMs) }
+    request.outcome = 'ok'
+    reply.header('content-type', JSON_TYPE)
+    const body = tokenAnswerJson(served.token, grant, served.source === 'hit')
+    const upstreamHeaders = served.source === 'mint' ? quota.headers() : quota.headersForHit()
+    if (!(upstreamHeaders instanceof Promise)) {
+      reply.headers(upstreamHeaders)
+      return body
+    }
+    return upstreamHeaders.then((headers) => {
+      reply.headers(headers)
+      return body
+    })
+  }
+
+  /** The rest of a request that waits for something: a shared store's count or lookup, a body refused after a shared count, a mint. */
+  const later = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    tenant: Tenant,
+    grant: Grant,
+    rejected: string | undefined,
+    counted: Promise<void> | undefined,
+    looked: CachedToken | Promise<CachedToken | undefined> | undefined,
+  ): Promise<string> => {
+    if (counted !== undefined) await counted
+    return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
+  }
+
+  // Not an async function: a hit on the local stores is answered without a promise (Fastify sends a returned value at once).
+  app.post('/v1/token', options, (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
     request.limitCounted = true
-    // Counted before anything else is judged. The local store counts synchronously; a shared (Redis) one answers a promise.
+    // Counted before anything else is judged. The local store counts synchronously (a refusal is thrown); a shared (Redis) one answers a promise.
     const counted = limits.check(request, reply, tenant, limitSubject(request, credential))
     let body: TokenRequest
     let grant: Grant
@@ -129,34 +177,15 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
       body = parseTokenRequest(request.body)
       grant = grantFor(tenant, credential, subjectOf(credential, body), body)
     } catch (err) {
-      if (counted !== undefined) await counted // a refusal of the limits wins over one of the body
-      throw err
+      if (counted === undefined) throw err
+      // A refusal of the limits wins over one of the body.
+      return counted.then(() => Promise.reject(err))
     }
     // The cached token is looked up while the limits are counted: on Redis both commands leave in one
     // pipeline, one round trip. Only a lookup: nothing is minted before the limits have answered.
     const looked = body.rejected_token === undefined ? tokens.peek(tenant, grant) : undefined
-    if (counted !== undefined) await counted
-    const served = await tokens.tokenFor(tenant, grant, body.rejected_token, looked)
-    metrics.cache(tenant.id, served.source === 'mint' ? 'miss' : served.source)
-    request.tokenLog = {
-      tenant: tenant.id,
-      cache: served.source,
-      ...(served.upstreamMs !== undefined && { upstreamMs: Math.round(served.upstreamMs) }),
-    }
-    request.outcome = 'ok'
-    const upstreamHeaders = served.source === 'mint' ? quota.headers() : quota.headersForHit()
-    reply.headers(upstreamHeaders instanceof Promise ? await upstreamHeaders : upstreamHeaders)
-    return {
-      status_code: 0,
-      data: {
-        token: served.token.token,
-        expires_at: served.token.expiresAt,
-        expire_after: grant.expireAfter,
-        allowed_creators: grant.creators,
-        max_websockets: grant.maxWebsockets,
-        cached: served.source === 'hit',
-      },
-    }
+    if (counted === undefined && looked !== undefined && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
+    return later(request, reply, tenant, grant, body.rejected_token, counted, looked)
   })
 }
 

@@ -31,7 +31,7 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   get(key: TokenKey): Promise<CachedToken | undefined> {
-    return withFallback(this.#health, () => this.#shared.get(key), () => this.#local.get(key))
+    return withFallback(this.#health, async () => this.#shared.get(key), () => this.#local.get(key))
   }
 
   set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {

@@ -18,7 +18,7 @@ export interface RedisHealth {
  * @example
  * const token = await withFallback(health, () => redisStore.get(key), () => memoryStore.get(key))
  */
-export async function withFallback<T>(health: RedisHealth, shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+export async function withFallback<T>(health: RedisHealth, shared: () => Promise<T>, local: () => T | Promise<T>): Promise<T> {
   if (!health.available) return local()
   try {
     return await shared()

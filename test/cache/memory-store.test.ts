@@ -1,6 +1,9 @@
 import t from 'tap'
 import { MemoryTokenStore } from '../../src/cache/memory-store.js'
 import { tokenStoreContract } from './token-store.contract.js'
+import { pino } from 'pino'
+import { TokenCache } from '../../src/cache/token-cache.js'
+import { tenantSchema } from '../../src/config/tenant-schema.js'
 
 tokenStoreContract(t, 'MemoryTokenStore', async () => new MemoryTokenStore(), { exclusiveLock: false })
 
@@ -35,4 +38,22 @@ t.test('a token that is not latin1 is kept intact too', async (t) => {
   const token = 'not-a-jwt-\u20ac-\u{1f600}'
   await store.set(key('u1'), { token, expiresAt: 1, issuedAt: null, expireAfter: 30 }, 60_000)
   t.equal((await store.get(key('u1')))?.token, token)
+})
+
+t.test('a lookup on this store answers at once, and so does the token cache on it: a hit needs no promise', async (t) => {
+  const store = new MemoryTokenStore()
+  const value = { token: 'eyJ.e30.sig', expiresAt: Math.floor(Date.now() / 1000) + 600, issuedAt: Math.floor(Date.now() / 1000), expireAfter: 600 }
+  await store.set(key('u1'), value, 60_000)
+  const found = store.get(key('u1'))
+  t.notOk(found instanceof Promise, 'the stored token, not a promise')
+  t.same(found, value)
+  t.equal(store.get(key('nobody')), undefined, 'a miss is undefined at once too')
+
+  const cache = new TokenCache({ store, minter: { mint: async () => t.fail('a lookup never mints') as never }, log: pino({ level: 'silent' }), upstreamTimeoutMs: 1000 })
+  const tenant = tenantSchema.parse({ auth: { apiKeys: [`sha256:${'0'.repeat(64)}`] } })
+  const grant = { tenantId: 'acme', subject: 'u1', creators: ['a1'], maxWebsockets: 1, expireAfter: 600 }
+  const peeked = cache.peek({ id: 'acme', ...tenant }, grant)
+  t.notOk(peeked instanceof Promise)
+  t.same(peeked, value)
+  t.equal(cache.peek({ id: 'acme', ...tenant }, { ...grant, subject: 'nobody' }), undefined)
 })
