@@ -7,6 +7,34 @@ export type CacheResult = 'hit' | 'miss' | 'coalesced'
 export type RejectionScope = 'subject' | 'tenant' | 'upstream' | 'upstream_share'
 
 /**
+ * Increments of a counter labelled by tenant and one more label, kept as plain
+ * numbers until the counter is read (a scrape, {@link createMetrics}' `usage`):
+ * prom-client's `Counter#inc` hashes its label set on every call, and the token
+ * route counts twice per request. Its keys are the counter's own label values
+ * (tenant ids, fixed outcome names): no more of them than the counter has series.
+ */
+class PendingCounts {
+  readonly #byTenant = new Map<string, Map<string, number>>()
+
+  add(tenant: string, value: string): void {
+    let counts = this.#byTenant.get(tenant)
+    if (counts === undefined) this.#byTenant.set(tenant, (counts = new Map()))
+    counts.set(value, (counts.get(value) ?? 0) + 1)
+  }
+
+  /** Hands every pending count to `inc` and starts again from zero. */
+  drain(inc: (tenant: string, value: string, n: number) => void): void {
+    for (const [tenant, counts] of this.#byTenant) {
+      for (const [value, n] of counts) {
+        if (n === 0) continue
+        inc(tenant, value, n)
+        counts.set(value, 0)
+      }
+    }
+  }
+}
+
+/**
  * The broker's Prometheus metrics (`tiktools_broker_*`), one registry per app
  * so that tests can build several. Labels are tenant ids and outcomes, never
  * subjects or tokens.
@@ -15,17 +43,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry()
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tiktools_broker_' })
   const registers = [registry]
+  // Counted on every token request: kept as plain numbers, handed to prom-client when read.
+  const requestCounts = new PendingCounts()
+  const cacheCounts = new PendingCounts()
   const requests = new Counter({
     name: 'tiktools_broker_token_requests_total',
     help: 'Token requests by tenant and outcome (ok or the error code).',
     labelNames: ['tenant', 'outcome'] as const,
     registers,
+    collect() {
+      requestCounts.drain((tenant, outcome, n) => this.inc({ tenant, outcome }, n))
+    },
   })
   const cache = new Counter({
     name: 'tiktools_broker_cache_total',
     help: 'Token cache results: hit, miss (led to a mint) or coalesced (waited for a concurrent mint).',
     labelNames: ['tenant', 'result'] as const,
     registers,
+    collect() {
+      cacheCounts.drain((tenant, result, n) => this.inc({ tenant, result }, n))
+    },
   })
   const mints = new Counter({
     name: 'tiktools_broker_upstream_mints_total',
@@ -132,10 +169,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       }
     },
     request(tenant: string, outcome: string): void {
-      requests.inc({ tenant, outcome })
+      requestCounts.add(tenant, outcome)
     },
     cache(tenant: string, result: CacheResult): void {
-      cache.inc({ tenant, result })
+      cacheCounts.add(tenant, result)
     },
     mint(tenant: string, status: number | string, seconds: number): void {
       const label = String(status)
