@@ -50,7 +50,8 @@ export class Authenticator {
   readonly #apiKeys: ApiKeyIndex
   readonly #jwtTenants: JwtTenant[]
   /**
-   * Credentials accepted in the last minute (at most until a JWT's `exp`): a client
+   * Credentials accepted in the last minute (at most until a JWT's `exp`), by the exact
+   * `Authorization` header they came in: a client
    * polling with one JWT is not re-verified, a backend's API key not re-hashed, each time.
    * Dropped with this object on reload, so a removed key or tenant stops working then.
    */
@@ -82,29 +83,29 @@ export class Authenticator {
    */
   authenticate(header: string | undefined): Credential | Promise<Credential> {
     if (header === undefined || header === '') throw unauthenticated(false)
+    // The exact header of a credential accepted in the last minute first: the hot path then parses,
+    // hashes and verifies nothing (only headers that passed every check below are remembered).
+    const known = this.#verified.get(header)
+    if (known !== undefined) return known
+
     if (header.length > MAX_CREDENTIAL_BYTES + 7) throw unauthenticated(true, 'The credential is too large.')
     const match = /^Bearer +(\S+) *$/i.exec(header)
     if (match === null) throw unauthenticated(true, 'Expected an Authorization: Bearer credential.')
     const credential = match[1] as string
     if (Buffer.byteLength(credential) > MAX_CREDENTIAL_BYTES) throw unauthenticated(true, 'The credential is too large.')
-
-    // A credential accepted in the last minute first: the hot path then hashes and verifies nothing.
-    const known = this.#verified.get(credential)
-    if (known !== undefined) return known
-
-    return this.#authenticateAnew(credential)
+    return this.#authenticateAnew(credential, header)
   }
 
-  async #authenticateAnew(credential: string): Promise<Credential> {
+  async #authenticateAnew(credential: string, header: string): Promise<Credential> {
     const apiKeyTenant = this.#apiKeys.match(credential)
     if (apiKeyTenant !== undefined) {
       const known: Credential = { mode: 'apiKey', tenantId: apiKeyTenant }
-      this.#verified.set(credential, known)
+      this.#verified.set(header, known)
       return known
     }
     const verified = await this.#verifyJwt(credential)
     const exp = typeof verified.claims.exp === 'number' ? verified.claims.exp * 1000 - Date.now() : 60_000
-    if (exp > 0) this.#verified.set(credential, verified, { ttl: Math.min(exp, 60_000) })
+    if (exp > 0) this.#verified.set(header, verified, { ttl: Math.min(exp, 60_000) })
     return verified
   }
 
