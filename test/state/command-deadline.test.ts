@@ -74,7 +74,7 @@ t.test('a Redis that does not answer still fails at the deadline', async (t) => 
   t.match(multi, { message: COMMAND_TIMED_OUT }, 'a transaction is bounded too')
 })
 
-t.test('commands sent in one synchronous run leave in one write, each still answered (and bounded) on its own', async (t) => {
+t.test('commands sent in one turn of the event loop leave in one write, each still answered (and bounded) on its own', async (t) => {
   const bounded = await client(t, TEST_REDIS_URL)
   boundCommands(bounded, DEADLINE_MS)
   const socket = (bounded as unknown as { stream: { _writeGeneric: (...args: unknown[]) => unknown } }).stream
@@ -91,5 +91,13 @@ t.test('commands sent in one synchronous run leave in one write, each still answ
   t.equal(answers[3], null)
   t.equal(writes, 1, 'four commands, one write')
   await bounded.get(key)
-  t.equal(writes, 2, 'a command on its own is written at once')
+  t.equal(writes, 2, 'a command on its own is written in its own turn')
+  // Commands sent from separate callbacks of one turn (requests read in one poll phase) share a write too.
+  const [, , later] = await Promise.all([
+    new Promise((resolve) => setImmediate(() => resolve(bounded.get(key)))),
+    new Promise((resolve) => setImmediate(() => resolve(bounded.pttl(key)))),
+    new Promise((resolve) => setImmediate(() => process.nextTick(() => resolve(bounded.get(key))))),
+  ])
+  t.equal(later, 'v')
+  t.equal(writes, 3, 'three commands from three callbacks of one turn, one write')
 })
