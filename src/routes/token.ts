@@ -7,6 +7,7 @@ import { BrokerError } from '../errors.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
 import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
+import { sendAtTurnEnd } from '../http/turn-writes.js'
 import type { ServedToken } from '../cache/token-cache.js'
 import type { CachedToken } from '../cache/token-store.js'
 
@@ -131,7 +132,14 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
       // Counted; its refusal does not replace the error already being answered.
     }
   }
-  const options = { onRequest: identify, onError: countRefused, onResponse: count, schema: { response: responseSchema }, config: { cors: false } }
+  const options = {
+    onRequest: identify,
+    onSend: sendAtTurnEnd(app.log),
+    onError: countRefused,
+    onResponse: count,
+    schema: { response: responseSchema },
+    config: { cors: false },
+  }
 
   /** The answer's body, headers and bookkeeping for a served token: at once, unless the quota's headers must first be read. */
   const answer = (request: FastifyRequest, reply: FastifyReply, tenantId: string, grant: Grant, served: ServedToken): string | Promise<string> => {
