@@ -100,10 +100,13 @@ const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
 
 // --- processes ---
 
+/** The V8 flags `npm start` (and the image's NODE_OPTIONS) run the broker with: every server under test gets them. */
+const NODE_FLAGS = (JSON.parse(readFileSync(here('../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--'))
+
 /** Starts a server under test and resolves with its URL once it prints READY. */
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
-  const child = spawn(process.execPath, ['--import', 'tsx', here('./target.ts')], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', here('./target.ts')], {
     env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile) },
     // stdin stays open: the target exits when it closes, so no server outlives this process.
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -418,7 +421,7 @@ if (redis !== undefined) {
 }
 
 const load1 = loadavg().map((l) => l.toFixed(1)).join(' ')
-console.log(`\ntiktools-broker bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${load1}`)
+console.log(`\ntiktools-broker bench: node ${process.version} ${NODE_FLAGS.join(' ') || '(no flags)'} (every server, as npm start), ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${load1}`)
 console.log(`median [min–max] of ${REPEATS} repeat(s); latency in ms from the client (autocannon, its own process), loopback;`)
 console.log('server CPU µs/req: user + system time of the server process per answered request (/proc), steadier than req/s on a busy machine\n')
 console.log(renderTable(['row', 'req/s', 'p50 ms', 'p99 ms', '× bare req/s', 'p99 / bare p99', 'server CPU µs/req', '× bare CPU', 'note'], rows))

@@ -237,6 +237,7 @@ if (!existsSync(distMain)) {
 
   let cmd: string[] | undefined
   let installFlags: string[] | undefined
+  let imageNodeOptions: string | undefined
   let steps: CopyStep[] = []
 
   t.test('the Dockerfile: two stages on node:20 slim, production runtime stage', async (t) => {
@@ -254,6 +255,14 @@ if (!existsSync(distMain)) {
     t.equal(user, 'node', 'runs as the image\'s `node` user')
 
     t.ok(all(runtime, 'ENV').some((e) => /\bNODE_ENV=production\b/.test(e.args)), 'NODE_ENV=production')
+    // The image runs node with the V8 flags `npm start` gives it (the bench measures the broker that way).
+    const nodeOptions = all(runtime, 'ENV')
+      .map((e) => /^NODE_OPTIONS="([^"]*)"$/.exec(e.args.trim())?.[1])
+      .find((v) => v !== undefined)
+    const startFlags = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--'))
+    t.ok(startFlags.includes('--max-semi-space-size=32'), `npm start sets the semi-space size: ${startFlags.join(' ')}`)
+    t.same(nodeOptions?.split(/\s+/), startFlags, 'ENV NODE_OPTIONS holds the flags of npm start')
+    imageNodeOptions = nodeOptions
     t.ok(all(runtime, 'EXPOSE').some((e) => e.args.split(/\s+/).includes('8080')), 'EXPOSE 8080')
     t.same(all(runtime, 'STOPSIGNAL').map((s) => s.args), ['SIGTERM'], 'STOPSIGNAL SIGTERM')
     t.same(all(runtime, 'ENTRYPOINT'), [], 'no ENTRYPOINT in front of node')
@@ -359,6 +368,8 @@ if (!existsSync(distMain)) {
       PORT: '0',
       UPSTREAM_URL: simUrl,
       LOG_LEVEL: 'info',
+      // As the image sets it: node must start with these flags.
+      ...(imageNodeOptions !== undefined && { NODE_OPTIONS: imageNodeOptions }),
     }
     const broker = run(process.execPath, cmd.slice(1), cwd, brokerEnv)
     const base = (await waitFor(broker, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, START_TIMEOUT_MS, 'broker'))[1] as string
