@@ -1,38 +1,83 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { errorBody, ERRORS } from '../errors.js'
 
 type OnSendDone = (err: Error | null, payload?: unknown) => void
+
+/** What decides, when an answer actually leaves, whether its connection may stay open. */
+export interface TurnWritesOptions {
+  log: FastifyBaseLogger
+  /** True once the server is shutting down: an answer written then says `Connection: close`. */
+  closing: () => boolean
+}
 
 /**
  * An `onSend` hook (callback form) that holds each answer until the end of the
  * current event-loop turn (`setImmediate`, after the poll phase has handled every
- * request that arrived together) and then lets all of them go, back to back.
+ * request that arrived together) and then lets all of them go, back to back, in
+ * the order they came.
  *
  * Why: on loopback and on a busy host, a socket write also pays for waking its
  * reader. Answers written one by one, between the handling of the next requests,
  * wake a sleeping client (or proxy) once each; written together, the reader is
  * woken once and finds them all. When the broker is quiet an answer waits only for
- * the end of its own turn (microseconds). The answer itself is unchanged.
+ * the end of its own turn (microseconds). The answer itself is unchanged, except:
+ * - a shutdown that began while it was held closes its connection (`Connection:
+ *   close`), as graceful-close does for an answer sent after shutdown began: the
+ *   connection was busy when idle ones were closed, and must not stay open;
+ * - an answer that cannot be written (Fastify's send throws, say on a header Node
+ *   refuses) becomes the contract's 500 instead, or, if its head already left, its
+ *   connection is closed: the client is never left waiting.
  */
-export function sendAtTurnEnd(log: FastifyBaseLogger): (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: OnSendDone) => void {
+export function sendAtTurnEnd(options: TurnWritesOptions): (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: OnSendDone) => void {
+  const { log, closing } = options
+  let replies: FastifyReply[] = []
   let dones: OnSendDone[] = []
   let payloads: unknown[] = []
   const flush = (): void => {
-    const held = dones
+    const heldReplies = replies
+    const heldDones = dones
     const bodies = payloads
+    replies = []
     dones = []
     payloads = []
-    for (let i = 0; i < held.length; i++) {
+    const close = closing()
+    for (let i = 0; i < heldDones.length; i++) {
+      const reply = heldReplies[i] as FastifyReply
       try {
-        ;(held[i] as OnSendDone)(null, bodies[i])
+        if (close) reply.header('connection', 'close')
+        ;(heldDones[i] as OnSendDone)(null, bodies[i])
       } catch (err) {
-        // One answer that fails to go out must not hold back the others of its turn.
-        log.error({ err: { message: (err as Error).message } }, 'sending an answer failed')
+        // One answer that fails to go out must not hold back the others of its turn, nor leave its client waiting.
+        log.error({ err: { message: (err as Error).message } }, 'sending an answer failed; answered 500 instead')
+        failed(reply.raw)
       }
     }
   }
-  return (_request, _reply, payload, done) => {
+  return (_request, reply, payload, done) => {
     if (dones.length === 0) setImmediate(flush)
+    replies.push(reply)
     dones.push(done)
     payloads.push(payload)
+  }
+}
+
+/** The contract's 500, written straight to the socket (Fastify's own send has just failed), or a closed connection. */
+function failed(raw: FastifyReply['raw']): void {
+  try {
+    if (raw.headersSent) {
+      raw.destroy()
+      return
+    }
+    const body = JSON.stringify(errorBody('INTERNAL', ERRORS.INTERNAL.message))
+    for (const name of raw.getHeaderNames()) raw.removeHeader(name)
+    raw.writeHead(ERRORS.INTERNAL.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      connection: 'close',
+    })
+    raw.end(body)
+  } catch {
+    raw.destroy()
   }
 }

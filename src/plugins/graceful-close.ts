@@ -1,6 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True once shutdown has begun (`preClose`): an answer written from then on says `Connection: close`. */
+    readonly closing: boolean
+  }
+}
+
 /**
  * Lets in-flight requests finish on shutdown without keep-alive connections
  * holding the process open: once closing starts, idle connections are closed
@@ -8,6 +15,9 @@ import fp from 'fastify-plugin'
  */
 async function gracefulClose(app: FastifyInstance): Promise<void> {
   let closing = false
+  app.decorate('closing', {
+    getter: () => closing,
+  })
   app.addHook('preClose', async () => {
     closing = true
     app.server.closeIdleConnections()

@@ -134,7 +134,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   }
   const options = {
     onRequest: identify,
-    onSend: sendAtTurnEnd(app.log),
+    onSend: sendAtTurnEnd({ log: app.log, closing: () => app.closing }),
     onError: countRefused,
     onResponse: count,
     schema: { response: responseSchema },
@@ -197,4 +197,4 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(tokenRoute, { name: 'token-route', fastify: '5.x', dependencies: ['broker-services', 'broker-limits'] })
+export default fp(tokenRoute, { name: 'token-route', fastify: '5.x', dependencies: ['broker-services', 'broker-limits', 'graceful-close'] })
