@@ -58,6 +58,9 @@ export interface ErrorBody {
   message: string
 }
 
+/** The media type of every JSON body the broker writes (the contract's answers and errors). */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+
 /** Serialises an error code and message into the contract's body. */
 export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { status_code: ERRORS[code].status, code, message }

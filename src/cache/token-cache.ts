@@ -76,13 +76,13 @@ export class TokenCache {
   /**
    * A token for the grant: cached when fresh enough, else minted (once per key).
    * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
-   * `looked` is a {@link peek} already made for this grant (with no `rejected`): its
-   * answer is used instead of reading the store again.
+   * `looked` is a {@link peek} already made for this grant (with no `rejected`), null
+   * when it found nothing fresh: its answer is used instead of reading the store again.
    */
-  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: CachedToken | Promise<CachedToken | undefined>): Promise<ServedToken> {
+  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: CachedToken | Promise<CachedToken | undefined> | null): Promise<ServedToken> {
     const key = this.keyFor(tenant, grant)
     if (rejected !== undefined) await this.#drop(key, rejected)
-    const hit = await (looked ?? this.#fresh(key, tenant))
+    const hit = looked === null ? undefined : await (looked ?? this.#fresh(key, tenant))
     if (hit !== undefined && hit.token !== rejected) return { token: hit, source: 'hit' }
     const id = tokenKeyId(key)
     const flight = this.#inflight.get(id)

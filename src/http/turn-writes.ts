@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import { errorBody, ERRORS } from '../errors.js'
+import { errorBody, ERRORS, JSON_CONTENT_TYPE } from '../errors.js'
 
 type OnSendDone = (err: Error | null, payload?: unknown) => void
 
@@ -71,7 +71,7 @@ function failed(raw: FastifyReply['raw']): void {
     const body = JSON.stringify(errorBody('INTERNAL', ERRORS.INTERNAL.message))
     for (const name of raw.getHeaderNames()) raw.removeHeader(name)
     raw.writeHead(ERRORS.INTERNAL.status, {
-      'content-type': 'application/json; charset=utf-8',
+      'content-type': JSON_CONTENT_TYPE,
       'content-length': Buffer.byteLength(body),
       'cache-control': 'no-store',
       connection: 'close',

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import { ERRORS, errorBody, JSON_CONTENT_TYPE, type ErrorCode } from '../errors.js'
 import { sendError } from './error-handler.js'
 
 /** Request line and headers together, at most (contract section 2): room for an 8 KiB credential and then some. */
@@ -47,7 +47,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException & { code?: string 
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
-        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Type: ${JSON_CONTENT_TYPE}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         'Cache-Control: no-store\r\n' +
         'Access-Control-Allow-Origin: *\r\n' +

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { BrokerError, ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import { BrokerError, ERRORS, errorBody, JSON_CONTENT_TYPE, type ErrorCode } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,7 +31,7 @@ function fromStatus(err: FastifyError): { code: ErrorCode; message: string } {
 /** Renders a contract error; a 5xx never shows internals, the log has them. */
 export function sendError(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
   request.outcome = code
-  return reply.code(ERRORS[code].status).type('application/json; charset=utf-8').send(errorBody(code, message))
+  return reply.code(ERRORS[code].status).type(JSON_CONTENT_TYPE).send(errorBody(code, message))
 }
 
 async function errorHandler(app: FastifyInstance): Promise<void> {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { errorBody } from '../errors.js'
+import { errorBody, JSON_CONTENT_TYPE } from '../errors.js'
 
 export interface ClientJsOptions {
   /** The folder holding the built `index.js` and `index.d.ts`; default: `dist/client` (see {@link clientDirs}). */
@@ -57,7 +57,7 @@ function serve(asset: Asset | null, contentType: string, name: string) {
     // Public code: any page may import it (module scripts are fetched with CORS).
     reply.header('access-control-allow-origin', '*').header('cross-origin-resource-policy', 'cross-origin')
     if (!asset) {
-      return reply.code(404).header('cache-control', 'no-store').type('application/json; charset=utf-8')
+      return reply.code(404).header('cache-control', 'no-store').type(JSON_CONTENT_TYPE)
         .send(errorBody('NOT_FOUND', `${name} is not built; run npm run build`))
     }
     reply.header('etag', asset.etag).header('cache-control', CACHE_CONTROL).header('x-content-type-options', 'nosniff')

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { hashApiKey } from '../auth/api-keys.js'
 import { unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
-import { BrokerError } from '../errors.js'
+import { BrokerError, JSON_CONTENT_TYPE } from '../errors.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
 import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
@@ -19,33 +19,11 @@ declare module 'fastify' {
   }
 }
 
-const responseSchema = {
-  200: {
-    type: 'object',
-    properties: {
-      status_code: { type: 'integer' },
-      data: {
-        type: 'object',
-        properties: {
-          token: { type: 'string' },
-          expires_at: { type: 'integer' },
-          expire_after: { type: 'integer' },
-          allowed_creators: { type: ['array', 'null'], items: { type: 'string' } },
-          max_websockets: { type: 'integer' },
-          cached: { type: 'boolean' },
-        },
-      },
-    },
-  },
-} as const
-
-const JSON_TYPE = 'application/json; charset=utf-8'
-
 /**
- * The contract's `POST /v1/token` 200 body as JSON text: the keys and order of
- * `responseSchema`, each value as `JSON.stringify` writes it (`expires_at` and the
- * grant's numbers are whole seconds and counts). Built as one string rather than
- * serialised field by field: a cache hit then scans its ~300-character token once.
+ * The contract's `POST /v1/token` 200 body as JSON text (openapi.yaml `TokenResponse`),
+ * each value as `JSON.stringify` writes it (`expires_at` and the grant's numbers are
+ * whole seconds and counts). Built as one string rather than serialised field by
+ * field: a cache hit then scans its ~300-character token once.
  */
 export function tokenAnswerJson(token: CachedToken, grant: Pick<Grant, 'creators' | 'expireAfter' | 'maxWebsockets'>, cached: boolean): string {
   return `{"status_code":0,"data":{"token":${JSON.stringify(token.token)},"expires_at":${Math.trunc(token.expiresAt)},"expire_after":${grant.expireAfter},"allowed_creators":${JSON.stringify(grant.creators)},"max_websockets":${grant.maxWebsockets},"cached":${cached}}}`
@@ -137,7 +115,6 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     onSend: sendAtTurnEnd({ log: app.log, closing: () => app.closing }),
     onError: countRefused,
     onResponse: count,
-    schema: { response: responseSchema },
     config: { cors: false },
   }
 
@@ -146,7 +123,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     metrics.cache(tenantId, served.source === 'mint' ? 'miss' : served.source)
     request.tokenLog = served.upstreamMs === undefined ? { tenant: tenantId, cache: served.source } : { tenant: tenantId, cache: served.source, upstreamMs: Math.round(served.upstreamMs) }
     request.outcome = 'ok'
-    reply.header('content-type', JSON_TYPE)
+    reply.header('content-type', JSON_CONTENT_TYPE)
     const body = tokenAnswerJson(served.token, grant, served.source === 'hit')
     const upstreamHeaders = served.source === 'mint' ? quota.headers() : quota.headersForHit()
     if (!(upstreamHeaders instanceof Promise)) {
@@ -167,7 +144,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     grant: Grant,
     rejected: string | undefined,
     counted: Promise<void> | undefined,
-    looked: CachedToken | Promise<CachedToken | undefined> | undefined,
+    looked: CachedToken | Promise<CachedToken | undefined> | null | undefined,
   ): Promise<string> => {
     if (counted !== undefined) await counted
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
@@ -191,8 +168,9 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     }
     // The cached token is looked up while the limits are counted: on Redis both commands leave in one
     // pipeline, one round trip. Only a lookup: nothing is minted before the limits have answered.
-    const looked = body.rejected_token === undefined ? tokens.peek(tenant, grant) : undefined
-    if (counted === undefined && looked !== undefined && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
+    // null: looked, nothing fresh cached; undefined: not looked (a rejected token is dropped first).
+    const looked = body.rejected_token === undefined ? (tokens.peek(tenant, grant) ?? null) : undefined
+    if (counted === undefined && looked != null && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
     return later(request, reply, tenant, grant, body.rejected_token, counted, looked)
   })
 }
