@@ -89,8 +89,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #redis: RedisClient
   readonly #nameKey: Uint8Array
   readonly #sealer: ValueSealer
-  /** Values opened lately, by slot and sealed text (bounded: ~1 KiB an entry). Callers only read them. */
-  readonly #opened = new LRUCache<string, CachedToken>({ max: 4096 })
+  /** The value last opened per slot and grant, with the sealed text it came from (bounded: ~2 KiB an entry). Callers only read them. */
+  readonly #opened = new LRUCache<string, { sealed: string; value: CachedToken }>({ max: 4096 })
   readonly #prefix: string
   readonly #pollMs: number
   readonly #setIndexed: RedisScript<number>
@@ -135,10 +135,9 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  async get(key: TokenKey): Promise<CachedToken | undefined> {
+  get(key: TokenKey): Promise<CachedToken | undefined> {
     const names = this.#names(key)
-    const sealed = await this.#redis.get(names.token)
-    return sealed === null ? undefined : this.#open(sealed, names.context)
+    return this.#redis.get(names.token).then((sealed) => (sealed === null ? undefined : this.#open(sealed, names.context)))
   }
 
   async set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
@@ -243,15 +242,18 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  /** A value that does not open or parse (key changed, tampered) is a miss, never an error. */
-  async #open(sealed: string, context: string): Promise<CachedToken | undefined> {
-    // A hot key's value is the same sealed text on every hit: opened (authenticated, for this slot) once.
-    const memo = `${context}\n${sealed}`
-    const known = this.#opened.get(memo)
-    if (known !== undefined) return known
-    const value = await this.#openAnew(sealed, context)
-    if (value !== undefined) this.#opened.set(memo, value)
-    return value
+  /**
+   * A value that does not open or parse (key changed, tampered) is a miss, never an error.
+   * A hot key's value is the same sealed text on every hit: it is opened (authenticated,
+   * for this slot) once, and known again by its slot and exact text, at once.
+   */
+  #open(sealed: string, context: string): CachedToken | undefined | Promise<CachedToken | undefined> {
+    const known = this.#opened.get(context)
+    if (known !== undefined && known.sealed === sealed) return known.value
+    return this.#openAnew(sealed, context).then((value) => {
+      if (value !== undefined) this.#opened.set(context, { sealed, value })
+      return value
+    })
   }
 
   async #openAnew(sealed: string, context: string): Promise<CachedToken | undefined> {

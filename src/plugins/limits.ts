@@ -47,17 +47,7 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
   /** The pair of windows after one step: at once from a store that answers synchronously, else a promise. */
   const hitBoth = (tenant: Tenant, subject: string): WindowPair | Promise<WindowPair> => {
     const id = tenant.id
-    let now: WindowPair | undefined
-    let error: Error | null | undefined
-    let later: ((err: Error | null, pair?: WindowPair) => void) | undefined
-    store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, (err, pair) => {
-      if (later !== undefined) return later(err, pair)
-      error = err
-      now = pair
-    })
-    if (error) throw error
-    if (now !== undefined) return now
-    return new Promise((resolve, reject) => (later = (err, pair) => (err ? reject(err) : resolve(pair as WindowPair))))
+    return store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute)
   }
 
   const refuse = (tenant: Tenant, scope: 'subject' | 'tenant', retryAfter: number): BrokerError => {

@@ -147,6 +147,12 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     looked: CachedToken | Promise<CachedToken | undefined> | null | undefined,
   ): Promise<string> => {
     if (counted !== undefined) await counted
+    if (looked != null) {
+      // The lookup found a token (a shared store's hit): answered here, not through tokenFor's own await.
+      const hit = await looked
+      if (hit !== undefined) return answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
+      looked = null
+    }
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
   }
 

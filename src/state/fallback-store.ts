@@ -30,8 +30,21 @@ export class FallbackTokenStore implements TokenStore {
     })
   }
 
-  get(key: TokenKey): Promise<CachedToken | undefined> {
-    return withFallback(this.#health, async () => this.#shared.get(key), () => this.#local.get(key))
+  /** As {@link withFallback}, with no promise of its own around the shared store's (a Redis cache hit is the hot path). */
+  get(key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined> {
+    if (!this.#health.available) return this.#local.get(key)
+    let shared: CachedToken | undefined | Promise<CachedToken | undefined>
+    try {
+      shared = this.#shared.get(key)
+    } catch (err) {
+      return this.#readLocally(err, key)
+    }
+    return shared instanceof Promise ? shared.then(undefined, (err: unknown) => this.#readLocally(err, key)) : shared
+  }
+
+  #readLocally(err: unknown, key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined> {
+    this.#health.noteFailure(err)
+    return this.#local.get(key)
   }
 
   set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {

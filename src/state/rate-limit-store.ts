@@ -15,19 +15,19 @@ export interface WindowPair {
   subject: RateLimitCount
   tenant?: RateLimitCount
 }
-type PairCallback = (err: Error | null, result?: WindowPair) => void
 
 /**
  * The store interface @fastify/rate-limit drives (see its `store/*.js`), plus
  * `hitBoth`: the broker's subject and tenant windows counted in one atomic
- * step, one Redis round trip.
+ * step, one Redis round trip (answered at once by a store in this process, as a
+ * promise by a shared one; never rejected: a failing Redis is counted locally).
  */
 export interface RateLimitStore {
   incr: StoreMethod
   read: StoreMethod
   child(routeOptions: RateLimitParams): RateLimitStore
   /** Counts `subjectKey`; unless that is now over `subjectMax`, counts `tenantKey` too (the keys share a hash slot). */
-  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number): WindowPair | Promise<WindowPair>
 }
 
 /** The parts of the plugin's normalised params a store uses. */
@@ -99,16 +99,17 @@ export class LocalRateLimitStore implements RateLimitStore {
     return this
   }
 
-  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void {
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number): WindowPair {
     // LocalStore answers synchronously: no other request can step in between the two counts.
     let subject: RateLimitCount | undefined
     let tenant: RateLimitCount | undefined
     this.#local.incr(subjectKey, (_e, r) => (subject = { current: r?.current ?? 0, ttl: r?.ttl ?? 0 }), timeWindow, subjectMax)
     const s = subject as RateLimitCount
-    if (s.current > subjectMax) return cb(null, { subject: s })
+    if (s.current > subjectMax) return { subject: s }
     this.#local.incr(tenantKey, (_e, r) => (tenant = { current: r?.current ?? 0, ttl: r?.ttl ?? 0 }), timeWindow, Number.MAX_SAFE_INTEGER)
-    cb(null, { subject: s, ...(tenant !== undefined && { tenant }) })
+    return tenant === undefined ? { subject: s } : { subject: s, tenant }
   }
+
 }
 
 /**
@@ -148,19 +149,20 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
       return new SharedRateLimitStore(routeOptions, method !== undefined && url !== undefined ? `${prefix}${method}${url}:` : prefix)
     }
 
-    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, cb: PairCallback): void {
-      if (!health.available) return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax, cb)
-      ;(commands.brokerRateLimitBoth as HitBothCommand)
+    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number): WindowPair | Promise<WindowPair> {
+      if (!health.available) return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
+      return (commands.brokerRateLimitBoth as HitBothCommand)
         .call(redis, this.#namespace + subjectKey, this.#namespace + tenantKey, timeWindow, subjectMax)
         .then(
-          ([s = 0, sttl = 0, t, tttl]) =>
-            cb(null, { subject: { current: s, ttl: sttl }, ...(t !== undefined && { tenant: { current: t, ttl: tttl ?? 0 } }) }),
+          ([s = 0, sttl = 0, t, tttl]): WindowPair =>
+            t === undefined ? { subject: { current: s, ttl: sttl } } : { subject: { current: s, ttl: sttl }, tenant: { current: t, ttl: tttl ?? 0 } },
           (err: Error) => {
             health.noteFailure(err)
-            this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax, cb)
+            return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
           },
         )
     }
+
 
     #run(method: 'incr' | 'read', key: string, cb: Callback, timeWindow: number, max: number): void {
       if (!health.available) return this.#local[method](key, cb, timeWindow, max)

@@ -60,10 +60,8 @@ t.test('a Redis command that fails falls back to the local count for that call',
   t.equal(health.failures, 1)
 })
 
-const both = (store: RateLimitStore, subjectKey: string, subjectMax: number, tenantKey = 't:{acme}') =>
-  new Promise<WindowPair>((resolve, reject) =>
-    store.hitBoth(subjectKey, tenantKey, 60_000, subjectMax, (err, res) => (err ? reject(err) : resolve(res as WindowPair))),
-  )
+const both = async (store: RateLimitStore, subjectKey: string, subjectMax: number, tenantKey = 't:{acme}'): Promise<WindowPair> =>
+  store.hitBoth(subjectKey, tenantKey, 60_000, subjectMax)
 
 t.test('hitBoth counts both windows in one Redis round trip, under the keys two plugin calls use', async (t) => {
   const { redis, prefix } = await redisForTest(t)
@@ -116,5 +114,6 @@ t.test('the local store counts both windows the same way', async (t) => {
   t.match(await both(store, 's:{acme}:h1', 1), { subject: { current: 1, ttl: 60_000 }, tenant: { current: 1, ttl: 60_000 } })
   t.match(await both(store, 's:{acme}:h1', 1), { subject: { current: 2 }, tenant: undefined })
   t.match(await both(store, 's:{acme}:h2', 1), { tenant: { current: 2 } })
+  t.notOk(store.hitBoth('s:{acme}:h3', 't:{acme}', 60_000, 1) instanceof Promise, 'answered at once, without a promise')
   t.equal(store.child(), store)
 })
