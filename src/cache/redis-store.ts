@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -5,7 +6,7 @@ import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { hashName, ValueSealer, type CacheKeys } from './crypto.js'
 import { ERRORS } from '../errors.js'
-import type { CachedToken, Landed, MintFailure, MintLock, TokenKey, TokenStore } from './token-store.js'
+import type { CachedToken, Landed, MintFailure, MintLock, ReadAlongLookup, TokenKey, TokenStore } from './token-store.js'
 
 /*
  * Key layout (everything one script touches shares a Cluster hash slot):
@@ -138,6 +139,16 @@ export class RedisTokenStore implements TokenStore {
   get(key: TokenKey): Promise<CachedToken | undefined> {
     const names = this.#names(key)
     return this.#redis.get(names.token).then((sealed) => (sealed === null ? undefined : this.#open(sealed, names.context)))
+  }
+
+  /** On one Redis (not a Cluster): the token key, for a script that reads it along (see TokenStore.readAlong). */
+  readAlong(key: TokenKey): ReadAlongLookup | undefined {
+    if (this.#redis instanceof Cluster) return undefined
+    const names = this.#names(key)
+    return {
+      key: names.token,
+      open: (read) => (read === undefined ? this.get(key) : read === null ? undefined : this.#open(read, names.context)),
+    }
   }
 
   async set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {

@@ -4,7 +4,7 @@ import { BrokerError } from '../errors.js'
 import type { Minter } from '../mint/minter.js'
 import { minRemainingFor } from '../mint/token-time.js'
 import type { Grant } from '../policy/grant.js'
-import { grantKey, tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
+import { grantKey, tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type ReadAlongLookup, type TokenKey, type TokenStore } from './token-store.js'
 
 /** A token as served, and how: from cache, freshly minted, or shared from a concurrent mint. */
 export interface ServedToken {
@@ -74,6 +74,28 @@ export class TokenCache {
   }
 
   /**
+   * The lookup of {@link peek} made by another step on the store's Redis (the limits'
+   * count), where the store offers one (TokenStore.readAlong): its key, and the cached
+   * token, if fresh enough, from what that step read. Undefined when the store offers none.
+   */
+  readAlong(tenant: Tenant, grant: Grant): ReadAlongLookup | undefined {
+    const along = this.#deps.store.readAlong?.(this.keyFor(tenant, grant))
+    if (along === undefined) return undefined
+    return {
+      key: along.key,
+      open: (read) => {
+        let cached: CachedToken | undefined | Promise<CachedToken | undefined>
+        try {
+          cached = along.open(read)
+        } catch (err) {
+          return this.#readFailed(err)
+        }
+        return this.#freshOf(cached, tenant)
+      },
+    }
+  }
+
+  /**
    * A token for the grant: cached when fresh enough, else minted (once per key).
    * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
    * `looked` is a {@link peek} already made for this grant (with no `rejected`), null
@@ -129,6 +151,11 @@ export class TokenCache {
     } catch (err) {
       return this.#readFailed(err)
     }
+    return this.#freshOf(cached, tenant)
+  }
+
+  /** The token read, if fresh enough; a failed read is a miss. */
+  #freshOf(cached: CachedToken | undefined | Promise<CachedToken | undefined>, tenant: Tenant): CachedToken | undefined | Promise<CachedToken | undefined> {
     if (!(cached instanceof Promise)) return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
     return cached.then(
       (c) => (c !== undefined && this.#isFresh(c, tenant) ? c : undefined),

@@ -46,6 +46,13 @@ export interface TokenStore {
    */
   get(key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined>
   /**
+   * Optional, for a store in Redis: the key under which another step on the same
+   * Redis may read this key's token (the rate-limit count's script does, so that a
+   * cache hit costs one command), and how to open what it read. Undefined when no
+   * such read is possible now (a Cluster, whose keys of one script share a slot; Redis away).
+   */
+  readAlong?(key: TokenKey): ReadAlongLookup | undefined
+  /**
    * Stores a token for `ttlMs`; it is gone afterwards. With `generation` (read
    * by {@link generation} before the mint began) it is stored only if the
    * subject was not purged since: answers false, storing nothing, when it was.
@@ -70,6 +77,17 @@ export interface TokenStore {
   /** Waits until the lock holder leaves a token or a failure (or gives up); undefined when neither came. */
   waitForToken(key: TokenKey, timeoutMs: number): Promise<Landed | undefined>
   close(): Promise<void>
+}
+
+/** A token lookup made by another store's Redis step: the key it reads, and the token from what it read. */
+export interface ReadAlongLookup {
+  /** The token's Redis key, named in full. */
+  key: string
+  /**
+   * The token from the value read (null: none there), as {@link TokenStore.get} answers it.
+   * Undefined means nothing was read (the step ran in this process): the store looks itself.
+   */
+  open(read: string | null | undefined): CachedToken | undefined | Promise<CachedToken | undefined>
 }
 
 /** One string for a key, for in-process maps (single-flight, the memory store). */

@@ -9,7 +9,8 @@ import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js
 import { EXPOSED_HEADERS } from '../http/cors.js'
 import { sendAtTurnEnd } from '../http/turn-writes.js'
 import type { ServedToken } from '../cache/token-cache.js'
-import type { CachedToken } from '../cache/token-store.js'
+import type { CachedToken, ReadAlongLookup } from '../cache/token-store.js'
+import type { ReadAlong } from '../plugins/limits.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -143,7 +144,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     tenant: Tenant,
     grant: Grant,
     rejected: string | undefined,
-    counted: Promise<void> | undefined,
+    counted: Promise<unknown> | undefined,
     looked: CachedToken | Promise<CachedToken | undefined> | null | undefined,
   ): Promise<string> => {
     if (counted !== undefined) await counted
@@ -156,26 +157,42 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
   }
 
+  /** A lookup read along with the count (one Redis, one command): the count's refusal first, then the token it read. */
+  const laterAlong = async (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, counted: Promise<ReadAlong>, along: ReadAlongLookup): Promise<string> => {
+    const looked = along.open(await counted)
+    const hit = looked instanceof Promise ? await looked : looked
+    if (hit !== undefined) return answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
+    return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, undefined, null))
+  }
+
   // Not an async function: a hit on the local stores is answered without a promise (Fastify sends a returned value at once).
   app.post('/v1/token', options, (request, reply) => {
     const { credential, tenant } = request.caller as NonNullable<FastifyRequest['caller']>
     request.limitCounted = true
-    // Counted before anything else is judged. The local store counts synchronously (a refusal is thrown); a shared (Redis) one answers a promise.
-    const counted = limits.check(request, reply, tenant, limitSubject(request, credential))
+    const subject = limitSubject(request, credential)
+    // Every request is counted, valid or not; the body is judged first only so that the count can read the cached
+    // token along. Nothing is awaited in between: the order of effects is the same.
     let body: TokenRequest
     let grant: Grant
     try {
       body = parseTokenRequest(request.body)
       grant = grantFor(tenant, credential, subjectOf(credential, body), body)
     } catch (err) {
+      // The local store counts synchronously (its refusal is thrown); a shared one answers a promise.
+      const counted = limits.check(request, reply, tenant, subject)
       if (counted === undefined) throw err
       // A refusal of the limits wins over one of the body.
       return counted.then(() => Promise.reject(err))
     }
-    // The cached token is looked up while the limits are counted: on Redis both commands leave in one
-    // pipeline, one round trip. Only a lookup: nothing is minted before the limits have answered.
-    // null: looked, nothing fresh cached; undefined: not looked (a rejected token is dropped first).
-    const looked = body.rejected_token === undefined ? (tokens.peek(tenant, grant) ?? null) : undefined
+    // The cached token is looked up while the limits are counted. On one Redis the count's own script reads it
+    // (one command); on a Cluster both commands leave in one write, one round trip. Only a lookup: nothing is
+    // minted before the limits have answered. A rejected token is dropped first (tokenFor), so not looked up here.
+    const lookup = body.rejected_token === undefined
+    const along = lookup && limits.readsAlong ? tokens.readAlong(tenant, grant) : undefined
+    const counted = limits.check(request, reply, tenant, subject, along?.key)
+    if (along !== undefined && counted !== undefined) return laterAlong(request, reply, tenant, grant, counted, along)
+    // null: looked, nothing fresh cached; undefined: not looked.
+    const looked = lookup ? (tokens.peek(tenant, grant) ?? null) : undefined
     if (counted === undefined && looked != null && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
     return later(request, reply, tenant, grant, body.rejected_token, counted, looked)
   })

@@ -1,5 +1,5 @@
 import { MemoryTokenStore } from '../cache/memory-store.js'
-import type { CachedToken, Landed, MintFailure, MintLock, TokenKey, TokenStore } from '../cache/token-store.js'
+import type { CachedToken, Landed, MintFailure, MintLock, ReadAlongLookup, TokenKey, TokenStore } from '../cache/token-store.js'
 import { BrokerError } from '../errors.js'
 import { withFallback, type RedisHealth } from './health.js'
 
@@ -40,6 +40,21 @@ export class FallbackTokenStore implements TokenStore {
       return this.#readLocally(err, key)
     }
     return shared instanceof Promise ? shared.then(undefined, (err: unknown) => this.#readLocally(err, key)) : shared
+  }
+
+  /** The shared store's read-along while Redis is available; when the step that should read ran locally instead, this process's store answers. */
+  readAlong(key: TokenKey): ReadAlongLookup | undefined {
+    if (!this.#health.available) return undefined
+    const along = this.#shared.readAlong?.(key)
+    if (along === undefined) return undefined
+    return {
+      key: along.key,
+      open: (read) => {
+        if (read === undefined) return this.#local.get(key)
+        const token = along.open(read)
+        return token instanceof Promise ? token.then(undefined, (err: unknown) => this.#readLocally(err, key)) : token
+      },
+    }
   }
 
   #readLocally(err: unknown, key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined> {

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis'
 import { createRequire } from 'node:module'
 import type { RedisHealth } from './health.js'
 import type { RedisClient } from './redis-client.js'
@@ -14,6 +15,12 @@ type StoreMethod = (key: string, cb: Callback, timeWindow: number, max: number) 
 export interface WindowPair {
   subject: RateLimitCount
   tenant?: RateLimitCount
+  /**
+   * The value of the step's read-along key (null: no such key), read in the same
+   * script; absent when nothing was read: no key asked, the subject over its
+   * limit, or counted in this process because Redis was away or failing.
+   */
+  read?: string | null
 }
 
 /**
@@ -26,8 +33,14 @@ export interface RateLimitStore {
   incr: StoreMethod
   read: StoreMethod
   child(routeOptions: RateLimitParams): RateLimitStore
-  /** Counts `subjectKey`; unless that is now over `subjectMax`, counts `tenantKey` too (the keys share a hash slot). */
-  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number): WindowPair | Promise<WindowPair>
+  /**
+   * Counts `subjectKey`; unless that is now over `subjectMax`, counts `tenantKey` too (the keys share a hash slot).
+   * `readAlong` (only where {@link readsAlong}) is a key of the same Redis, named in full, whose value the
+   * same step reads back: a cache hit's token lookup then costs no command of its own.
+   */
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string): WindowPair | Promise<WindowPair>
+  /** True when {@link hitBoth} can read a key along: one Redis, not a Cluster (whose keys of one script must share a slot). */
+  readonly readsAlong?: boolean
 }
 
 /** The parts of the plugin's normalised params a store uses. */
@@ -57,7 +70,8 @@ export const LOCAL_ENTRIES = 100_000
 /**
  * Both windows in one script: the plugin's own step (INCR, PEXPIRE on the
  * first hit, else PTTL) on the subject's key, then — unless the subject is
- * over its limit, when the tenant's window is left alone — on the tenant's.
+ * over its limit, when the tenant's window is left alone — on the tenant's,
+ * and then, given a third key, GET of it (a cache hit's token, read along).
  * Same keys and same counts as two plugin calls, so replicas of either kind share windows.
  */
 const HIT_BOTH = `
@@ -74,10 +88,20 @@ end
 local s, sttl = hit(KEYS[1])
 if s > subjectMax then return {s, sttl} end
 local t, tttl = hit(KEYS[2])
+if KEYS[3] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3])} end
 return {s, sttl, t, tttl}
 `
 
 type HitBothCommand = (subjectKey: string, tenantKey: string, window: number, subjectMax: number) => Promise<number[]>
+/** The same script with a third key read along: its value (false in Lua, null here, when there is none) comes fifth. */
+type HitBothReadCommand = (subjectKey: string, tenantKey: string, readKey: string, window: number, subjectMax: number) => Promise<[number, number, number?, number?, (string | null)?]>
+
+const pairOf = ([s = 0, sttl = 0, t, tttl, read]: ReadonlyArray<number | string | null | undefined>): WindowPair => {
+  const subject = { current: s as number, ttl: sttl as number }
+  if (t === undefined) return { subject }
+  const tenant = { current: t as number, ttl: (tttl as number | undefined) ?? 0 }
+  return read === undefined ? { subject, tenant } : { subject, tenant, read: read as string | null }
+}
 
 /** A @fastify/rate-limit `store` class counting in this process (a bounded LRU of fixed windows). */
 export class LocalRateLimitStore implements RateLimitStore {
@@ -121,10 +145,13 @@ export class LocalRateLimitStore implements RateLimitStore {
  * await app.register(limits, { store: sharedRateLimitStore(connection.client, connection) })
  */
 export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
-  const commands = redis as unknown as { brokerRateLimitBoth?: HitBothCommand }
+  const commands = redis as unknown as { brokerRateLimitBoth?: HitBothCommand; brokerRateLimitBothRead?: HitBothReadCommand }
   if (commands.brokerRateLimitBoth === undefined) redis.defineCommand('brokerRateLimitBoth', { numberOfKeys: 2, lua: HIT_BOTH })
+  if (commands.brokerRateLimitBothRead === undefined) redis.defineCommand('brokerRateLimitBothRead', { numberOfKeys: 3, lua: HIT_BOTH })
+  const readsAlong = !(redis instanceof Cluster)
 
   class SharedRateLimitStore implements RateLimitStore {
+    readonly readsAlong = readsAlong
     readonly #shared: Omit<RateLimitStore, 'hitBoth'>
     readonly #local: LocalRateLimitStore
     readonly #namespace: string
@@ -149,19 +176,20 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
       return new SharedRateLimitStore(routeOptions, method !== undefined && url !== undefined ? `${prefix}${method}${url}:` : prefix)
     }
 
-    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number): WindowPair | Promise<WindowPair> {
+    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string): WindowPair | Promise<WindowPair> {
       if (!health.available) return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
-      return (commands.brokerRateLimitBoth as HitBothCommand)
-        .call(redis, this.#namespace + subjectKey, this.#namespace + tenantKey, timeWindow, subjectMax)
-        .then(
-          ([s = 0, sttl = 0, t, tttl]): WindowPair =>
-            t === undefined ? { subject: { current: s, ttl: sttl } } : { subject: { current: s, ttl: sttl }, tenant: { current: t, ttl: tttl ?? 0 } },
-          (err: Error) => {
-            health.noteFailure(err)
-            return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
-          },
-        )
+      const subject = this.#namespace + subjectKey
+      const tenant = this.#namespace + tenantKey
+      const step =
+        readAlong !== undefined && readsAlong
+          ? (commands.brokerRateLimitBothRead as HitBothReadCommand).call(redis, subject, tenant, readAlong, timeWindow, subjectMax)
+          : (commands.brokerRateLimitBoth as HitBothCommand).call(redis, subject, tenant, timeWindow, subjectMax)
+      return step.then(pairOf, (err: Error) => {
+        health.noteFailure(err)
+        return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
+      })
     }
+
 
 
     #run(method: 'incr' | 'read', key: string, cb: Callback, timeWindow: number, max: number): void {

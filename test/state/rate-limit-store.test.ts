@@ -93,6 +93,25 @@ t.test('hitBoth leaves the tenant window alone once the subject is over its limi
   t.equal((await incr(limiter, 't:{acme}', 'read')).current, 1)
 })
 
+t.test('hitBoth reads a key along in the same script: its value, null when absent, nothing once the subject is over', async (t) => {
+  const { redis, prefix } = await redisForTest(t)
+  const { limiter, connection } = await replica(t, prefix)
+  t.equal(limiter.readsAlong, true, 'one Redis: a key can be read along')
+  await redis.set(`${prefix}along`, 'sealed-value', 'PX', 10_000)
+  await limiter.hitBoth('s:{acme}:warm', 't:{acme}', 60_000, 10, `${prefix}along`) // loads the script once
+  let sent = 0
+  const client = connection.client as unknown as { sendCommand(cmd: unknown): unknown }
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (cmd) => (sent++, send(cmd))
+  t.match(await limiter.hitBoth('s:{acme}:r1', 't:{acme}', 60_000, 1, `${prefix}along`), { subject: { current: 1 }, tenant: { current: 2 }, read: 'sealed-value' })
+  t.equal(sent, 1, 'both windows and the read: one command')
+  t.match(await limiter.hitBoth('s:{acme}:r2', 't:{acme}', 60_000, 1, `${prefix}nothing-here`), { subject: { current: 1 }, read: null })
+  const over = await limiter.hitBoth('s:{acme}:r1', 't:{acme}', 60_000, 1, `${prefix}along`)
+  t.same(over, { subject: { current: 2, ttl: over.subject.ttl } }, 'over its limit: no tenant count, nothing read')
+  t.equal((await limiter.hitBoth('s:{acme}:r3', 't:{acme}', 60_000, 1)).read, undefined, 'no key asked, nothing read')
+  t.notOk(new LocalRateLimitStore().readsAlong, 'a store in this process reads nothing along')
+})
+
 t.test('hitBoth counts locally, with the same rules, while Redis is away or failing', async (t) => {
   const { limiter } = await replica(t, 'unused:', `redis://127.0.0.1:${await freePort()}`)
   t.match(await both(limiter, 's:{acme}:h1', 1), { subject: { current: 1, ttl: 60_000 }, tenant: { current: 1 } })

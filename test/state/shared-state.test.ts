@@ -1,9 +1,11 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { createLogger } from '../../src/logger.js'
 import { startSimulator } from '../../src/simulator/index.js'
 import { createState } from '../../src/state/index.js'
 import { acme, API_KEY, configFor } from '../helpers/broker.js'
-import { assertNothingInClear, redisForTest, TEST_REDIS_URL } from '../helpers/redis.js'
+import { assertNothingInClear, redisForTest, startRedisServer, TEST_REDIS_URL } from '../helpers/redis.js'
+import { ADMIN, admin } from './redis-suites.js'
 import { startReplica } from './replicas.js'
 
 t.test('without REDIS_URL the state is memory, always ready, and closes', async (t) => {
@@ -35,4 +37,31 @@ t.test('two replicas on one Redis share tokens, the mint lock and the per-subjec
 
   const secrets = [API_KEY, 'alice', 'carol', ...answers.map((r) => r.body.data.token as string)]
   t.ok((await assertNothingInClear(t, redis, secrets, prefix)) >= 4, 'tokens, indexes, rate-limit and quota keys looked at')
+})
+
+t.test('a cache hit on one Redis costs one command: the count reads the token along; a purge still holds', async (t) => {
+  const server = await startRedisServer(t)
+  const sim = await startSimulator({ apiKeys: [API_KEY], perMinute: 1000 })
+  t.teardown(() => sim.close())
+  const config = configFor(sim.url, [acme()], { redisUrl: server.url, adminToken: ADMIN, logLevel: 'info' })
+  const [a, b] = [await startReplica(t, config), await startReplica(t, config)]
+  const first = await a.token('alice')
+  t.equal(first.body.data.cached, false)
+  await a.token('alice') // the ledger's first read, the scripts loaded
+  // MONITOR shows every command a client sent; those a script ran come from "lua" and are not counted.
+  const client = new Redis(server.url)
+  const monitor = await client.monitor()
+  t.teardown(() => (monitor.disconnect(), client.disconnect()))
+  const sent: string[] = []
+  monitor.on('monitor', (_time: string, args: string[], source: string) => void (source !== 'lua' && sent.push(String(args[0]).toLowerCase())))
+  const HITS = 40
+  for (let i = 0; i < HITS; i++) t.equal((await a.token('alice')).body.data.cached, true)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const scripts = sent.filter((c) => c === 'evalsha' || c === 'eval').length
+  t.ok(sent.length <= HITS + 2, `${HITS} hits sent ${sent.length} commands (${scripts} scripts); without the read-along ${2 * HITS}, and the quota ledger may be read once a second`)
+  t.equal(sent.filter((c) => c === 'get').length, 0, 'no GET of its own for the token')
+  t.equal((await admin(b, 'DELETE', '/admin/tenants/acme/subjects/alice/tokens')).statusCode, 204, 'purged through the other replica')
+  const next = await a.token('alice')
+  t.equal(next.body.data.cached, false, 'the next request mints anew: the purged token is not read along')
+  t.not(next.body.data.token, first.body.data.token)
 })
