@@ -27,19 +27,17 @@ const deadlines = new WeakMap<Redis, Deadlines>()
  * const redis = new Redis(url, { enableOfflineQueue: false }) // no commandTimeout of its own
  * boundCommands(redis, 400)
  */
-export function boundCommands(connection: Redis, ms: number): void {
+export function boundCommands(connection: Redis, ms: number, options: { clusterNode?: boolean } = {}): void {
   const send = connection.sendCommand.bind(connection)
   const bound = new Deadlines(ms)
   deadlines.set(connection, bound)
+  const watchFailure = options.clusterNode === true ? watchPromise : wrapReject
   connection.sendCommand = (command, stream) => {
-    // A command re-sent (a redirection, a resend after reconnect) keeps its first deadline.
+    // A command re-sent (a redirection, a resend after reconnect) keeps its first deadline: it stays
+    // where it was first watched until it settles or that deadline passes.
     if (!armed.has(command)) {
       armed.add(command)
-      const reject = command.reject
-      command.reject = (err: Error) => {
-        failed.add(command)
-        reject(err)
-      }
+      watchFailure(command)
       bound.add(command)
     }
     if (stream === undefined) coalesceWrites(connection)
@@ -152,6 +150,29 @@ class Deadlines {
       this.#head = 0
     }
   }
+}
+
+/**
+ * One Redis: a failed command is known by its `reject` (wrapped here, no promise
+ * reaction). ioredis settles it there, or re-sends it without a call to `reject`
+ * (`reconnectOnError` 2), when it stays watched.
+ */
+function wrapReject(command: Command): void {
+  const reject = command.reject
+  command.reject = (err: Error) => {
+    failed.add(command)
+    reject(err)
+  }
+}
+
+/**
+ * A Cluster node: the Cluster has already wrapped `reject` with its redirections
+ * (MOVED, ASK, TRYAGAIN, a closed connection re-send the same command to another
+ * node, and a pipeline retry makes it a new promise), so only the promise says
+ * that the command failed for good.
+ */
+function watchPromise(command: Command): void {
+  command.promise.then(undefined, () => failed.add(command))
 }
 
 function settled(command: Command): boolean {

@@ -42,7 +42,7 @@ export class FallbackTokenStore implements TokenStore {
     return shared instanceof Promise ? shared.then(undefined, (err: unknown) => this.#readLocally(err, key)) : shared
   }
 
-  /** The shared store's read-along while Redis is available; when the step that should read ran locally instead, this process's store answers. */
+  /** The shared store's read-along while Redis is available; when the step did not read, {@link get} looks (Redis first while it is available). */
   readAlong(key: TokenKey): ReadAlongLookup | undefined {
     if (!this.#health.available) return undefined
     const along = this.#shared.readAlong?.(key)
@@ -50,7 +50,8 @@ export class FallbackTokenStore implements TokenStore {
     return {
       key: along.key,
       open: (read) => {
-        if (read === undefined) return this.#local.get(key)
+        // The count did not read (Redis refused the script, or it ran here): read as get does, Redis first while available.
+        if (read === undefined) return this.get(key)
         const token = along.open(read)
         return token instanceof Promise ? token.then(undefined, (err: unknown) => this.#readLocally(err, key)) : token
       },

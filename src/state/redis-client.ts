@@ -36,7 +36,7 @@ export function reconnectOnReplicaRole(err: Error): 2 | false {
 export function createRedisClient(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const commandTimeout = options.commandTimeoutMs ?? 400
   const client = createClient(target, options, commandTimeout)
-  if (client instanceof Cluster) client.on('+node', (node: Redis) => boundCommands(node, commandTimeout))
+  if (client instanceof Cluster) client.on('+node', (node: Redis) => boundCommands(node, commandTimeout, { clusterNode: true }))
   else boundCommands(client, commandTimeout)
   return client
 }
