@@ -83,15 +83,7 @@ export class TokenCache {
     if (along === undefined) return undefined
     return {
       key: along.key,
-      open: (read) => {
-        let cached: CachedToken | undefined | Promise<CachedToken | undefined>
-        try {
-          cached = along.open(read)
-        } catch (err) {
-          return this.#readFailed(err)
-        }
-        return this.#freshOf(cached, tenant)
-      },
+      open: (read) => this.#freshFrom(() => along.open(read), tenant),
     }
   }
 
@@ -145,17 +137,17 @@ export class TokenCache {
 
   /** A cached token with enough life left, or undefined (at once when the store answers at once); a failing store counts as a miss. */
   #fresh(key: TokenKey, tenant: Tenant): CachedToken | undefined | Promise<CachedToken | undefined> {
+    return this.#freshFrom(() => this.#deps.store.get(key), tenant)
+  }
+
+  /** What `read` answers, if fresh enough; a read that fails (thrown or rejected) is a miss. */
+  #freshFrom(read: () => CachedToken | undefined | Promise<CachedToken | undefined>, tenant: Tenant): CachedToken | undefined | Promise<CachedToken | undefined> {
     let cached: CachedToken | undefined | Promise<CachedToken | undefined>
     try {
-      cached = this.#deps.store.get(key)
+      cached = read()
     } catch (err) {
       return this.#readFailed(err)
     }
-    return this.#freshOf(cached, tenant)
-  }
-
-  /** The token read, if fresh enough; a failed read is a miss. */
-  #freshOf(cached: CachedToken | undefined | Promise<CachedToken | undefined>, tenant: Tenant): CachedToken | undefined | Promise<CachedToken | undefined> {
     if (!(cached instanceof Promise)) return cached !== undefined && this.#isFresh(cached, tenant) ? cached : undefined
     return cached.then(
       (c) => (c !== undefined && this.#isFresh(c, tenant) ? c : undefined),

@@ -148,22 +148,22 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     looked: CachedToken | Promise<CachedToken | undefined> | null | undefined,
   ): Promise<string> => {
     if (counted !== undefined) await counted
-    if (looked != null) {
-      // The lookup found a token (a shared store's hit): answered here, not through tokenFor's own await.
-      const hit = await looked
-      if (hit !== undefined) return answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
-      looked = null
-    }
+    // A lookup was made (so no token was rejected): its answer, not tokenFor's own await.
+    if (looked != null) return hitOrMint(request, reply, tenant, grant, await looked)
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
   }
 
   /** A lookup read along with the count (one Redis, one command): the count's refusal first, then the token it read. */
   const laterAlong = async (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, counted: Promise<ReadAlong>, along: ReadAlongLookup): Promise<string> => {
     const looked = along.open(await counted)
-    const hit = looked instanceof Promise ? await looked : looked
-    if (hit !== undefined) return answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
-    return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, undefined, null))
+    return hitOrMint(request, reply, tenant, grant, looked instanceof Promise ? await looked : looked)
   }
+
+  /** After a lookup (no rejected token): the token it found, else one from tokenFor (which does not read again). */
+  const hitOrMint = (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, hit: CachedToken | undefined): string | Promise<string> =>
+    hit !== undefined
+      ? answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
+      : tokens.tokenFor(tenant, grant, undefined, null).then((served) => answer(request, reply, tenant.id, grant, served))
 
   // Not an async function: a hit on the local stores is answered without a promise (Fastify sends a returned value at once).
   app.post('/v1/token', options, (request, reply) => {

@@ -39,7 +39,7 @@ export class FallbackTokenStore implements TokenStore {
     } catch (err) {
       return this.#readLocally(err, key)
     }
-    return shared instanceof Promise ? shared.then(undefined, (err: unknown) => this.#readLocally(err, key)) : shared
+    return this.#orLocally(shared, key)
   }
 
   /** The shared store's read-along while Redis is available; when the step did not read, {@link get} looks (Redis first while it is available). */
@@ -52,10 +52,14 @@ export class FallbackTokenStore implements TokenStore {
       open: (read) => {
         // The count did not read (Redis refused the script, or it ran here): read as get does, Redis first while available.
         if (read === undefined) return this.get(key)
-        const token = along.open(read)
-        return token instanceof Promise ? token.then(undefined, (err: unknown) => this.#readLocally(err, key)) : token
+        return this.#orLocally(along.open(read), key)
       },
     }
+  }
+
+  /** A shared read's answer, or this process's when that read fails. */
+  #orLocally(shared: CachedToken | undefined | Promise<CachedToken | undefined>, key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined> {
+    return shared instanceof Promise ? shared.then(undefined, (err: unknown) => this.#readLocally(err, key)) : shared
   }
 
   #readLocally(err: unknown, key: TokenKey): CachedToken | undefined | Promise<CachedToken | undefined> {

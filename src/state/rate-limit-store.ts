@@ -133,7 +133,6 @@ export class LocalRateLimitStore implements RateLimitStore {
     this.#local.incr(tenantKey, (_e, r) => (tenant = { current: r?.current ?? 0, ttl: r?.ttl ?? 0 }), timeWindow, Number.MAX_SAFE_INTEGER)
     return tenant === undefined ? { subject: s } : { subject: s, tenant }
   }
-
 }
 
 /**
@@ -189,8 +188,6 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
         return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
       })
     }
-
-
 
     #run(method: 'incr' | 'read', key: string, cb: Callback, timeWindow: number, max: number): void {
       if (!health.available) return this.#local[method](key, cb, timeWindow, max)
