@@ -109,7 +109,7 @@ t.test('hitBoth reads a key along in the same script: its value, null when absen
   const over = await limiter.hitBoth('s:{acme}:r1', 't:{acme}', 60_000, 1, `${prefix}along`)
   t.same(over, { subject: { current: 2, ttl: over.subject.ttl } }, 'over its limit: no tenant count, nothing read')
   t.equal((await limiter.hitBoth('s:{acme}:r3', 't:{acme}', 60_000, 1)).read, undefined, 'no key asked, nothing read')
-  t.notOk(new LocalRateLimitStore().readsAlong, 'a store in this process reads nothing along')
+  t.notOk((new LocalRateLimitStore() as RateLimitStore).readsAlong, 'a store in this process reads nothing along')
 })
 
 t.test('hitBoth counts locally, with the same rules, while Redis is away or failing', async (t) => {
