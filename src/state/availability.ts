@@ -1,6 +1,7 @@
 /**
- * up: connected and writes work. suspect: a command just failed; until a
- * probe decides, requests use local state (nothing logged yet). slow:
+ * up: connected and writes work. suspect: a command just failed, or the
+ * connection dropped; until a probe or the reconnect decides, requests use
+ * local state (nothing logged yet). slow:
  * connected, not answering in time. replica: answering, but refusing writes
  * (READONLY: demoted, or not yet re-resolved). down: not connected.
  */
@@ -35,7 +36,7 @@ export class Availability {
     return this.#condition
   }
 
-  /** A command failed while Redis was up: suspect until a probe sent from now on answers. */
+  /** A command failed, or the connection dropped, while Redis was up: suspect until a probe sent from now on (or a reconnect) answers. */
   suspect(): Change | undefined {
     return this.#condition === 'up' ? this.#become('suspect') : undefined
   }

@@ -12,6 +12,13 @@ export interface RedisClientOptions {
   connectTimeoutMs?: number
   /** Longest pause between reconnect attempts, which go on forever. Default 1000 ms. */
   maxRetryDelayMs?: number
+  /**
+   * Called when one Redis (URL or Sentinel form, not a Cluster) answers with
+   * a replica-role error ({@link reconnectOnReplicaRole}), just before ioredis
+   * drops the connection for it: the evidence that it refuses writes, which
+   * the command itself no longer carries (it is resent, and fails unsent).
+   */
+  onReplicaRole?: (err: Error) => void
 }
 
 /**
@@ -49,12 +56,20 @@ function createClient(target: RedisTarget, options: RedisClientOptions, commandT
     ...(target.username !== undefined && { username: target.username }),
     ...(target.password !== undefined && { password: target.password }),
   }
+  const onReplicaRole = options.onReplicaRole
   const connection: RedisOptions = {
     maxRetriesPerRequest: 1,
     // No commandTimeout here: boundCommands sets the deadline, one that a busy event loop cannot fake.
     connectTimeout,
     autoResendUnfulfilledCommands: false,
-    reconnectOnError: reconnectOnReplicaRole,
+    reconnectOnError:
+      onReplicaRole === undefined || target.kind === 'cluster'
+        ? reconnectOnReplicaRole
+        : (err) => {
+            const reconnect = reconnectOnReplicaRole(err)
+            if (reconnect !== false) onReplicaRole(err)
+            return reconnect
+          },
     connectionName: 'tiktools-broker',
     ...credentials,
     ...(target.tls && { tls: {} }),

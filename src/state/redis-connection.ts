@@ -17,12 +17,21 @@ export interface RedisConnectionOptions extends RedisClientOptions {
 }
 
 const ERROR_LOG_INTERVAL_MS = 60_000
+/**
+ * How long a dropped connection may take to be ready again before it is an
+ * outage (ms). ioredis reconnects 50 ms after a close; a Redis that took
+ * writes a moment ago is back within a few round trips of that.
+ */
+export const RECONNECT_GRACE_MS = 1000
 /** The health key outlives a few probes, never more. */
 const HEALTH_TTL_MS = 30_000
 
 // Answers that mean "no writable primary here right now": an outage, not a failed call.
 const REPLICA = /^(READONLY|MASTERDOWN|NOREPLICAS)\b|can't write against a read only replica/
 const NO_PRIMARY = /^(CLUSTERDOWN|LOADING|TRYAGAIN)\b|isn't writeable|isn't ready|Connection is closed|All sentinels are unreachable|ECONNREFUSED|ECONNRESET|EPIPE/
+
+// A write that never reached Redis because this connection is closing or closed (ioredis's own messages): no news about Redis itself.
+const NOT_SENT = /^Stream isn't writeable|^Connection is closed/
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err))
 const TIMED_OUT = new RegExp(COMMAND_TIMED_OUT, 'i')
@@ -41,8 +50,12 @@ function conditionOf(err: unknown): Condition {
  * the client has found a writable primary. A command that fails while Redis
  * is available makes it suspect: requests use local state, and a probe sent
  * at once decides, so one slow answer costs one round trip of local state,
- * not a logged outage. Every change of availability is logged once, never
- * per command.
+ * not a logged outage. A connection that closes while Redis is available
+ * is suspect the same way: ioredis connects again at once, and the outage is
+ * logged only if that fails or is not ready within {@link RECONNECT_GRACE_MS}
+ * (a `CLIENT KILL`, an idle timeout, or a Sentinel's `+switch-master` that
+ * arrives after the client already found the new primary). Every change of
+ * availability is logged once, never per command.
  */
 export class RedisConnection implements RedisHealth {
   readonly client: RedisClient
@@ -59,6 +72,8 @@ export class RedisConnection implements RedisHealth {
   #settle: () => void = () => {}
   #reason: string | undefined
   #probe: NodeJS.Timeout | undefined
+  /** While suspect after a lost connection: ends the wait for the reconnect. */
+  #grace: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
 
@@ -71,13 +86,16 @@ export class RedisConnection implements RedisHealth {
     this.#prefix = options.keyPrefix ?? 'tkb:'
     this.#healthTag = `health:${randomBytes(6).toString('hex')}`
     this.#settled = new Promise((resolve) => (this.#settle = resolve))
-    this.client = createRedisClient(t, options)
+    // A replica-role answer (READONLY after a demotion) is an outage with its own reason, whatever the reconnect then says.
+    this.client = createRedisClient(t, { ...options, onReplicaRole: (err) => this.#observe('replica', err) })
     this.client.on('ready', () => void this.#verify())
     this.client.on('error', (err: Error) => {
-      // A Cluster reports a failed slot refresh as an error while it still serves; its 'close' says when it does not.
-      if (!(this.client instanceof Cluster) || this.client.status !== 'ready') this.#observe('down', err)
+      if (this.client.status !== 'ready') return this.#observe('down', err)
+      // Ready: a Cluster reports a failed slot refresh as an error while it still serves (its 'close' says when it does not);
+      // one Redis, an error of the serving connection (EPIPE, ECONNRESET) before its close: the reconnect decides.
+      if (!(this.client instanceof Cluster)) this.#connectionLost()
     })
-    this.client.on('close', () => this.#observe('down'))
+    this.client.on('close', () => this.#connectionLost())
     this.client.on('end', () => this.#restart())
   }
 
@@ -137,6 +155,7 @@ export class RedisConnection implements RedisHealth {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearTimeout(this.#probe)
+      clearTimeout(this.#grace)
       this.#settle()
       if (this.client.status === 'ready') {
         await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())])
@@ -171,6 +190,8 @@ export class RedisConnection implements RedisHealth {
     try {
       await this.#write()
     } catch (err) {
+      // The connection went away under the probe (its close may not even be emitted yet): the reconnect decides.
+      if (NOT_SENT.test(messageOf(err)) && !(this.client instanceof Cluster)) return this.#connectionLost()
       found = conditionOf(err)
       error = err
     }
@@ -192,6 +213,28 @@ export class RedisConnection implements RedisHealth {
     setTimeout(() => {
       if (this.#closing === undefined && this.client.status === 'end') void this.client.connect().catch(() => undefined)
     }, this.#restartAfterMs).unref()
+  }
+
+  /**
+   * The connection closed (or a probe found it closing). While available or
+   * suspect that is only suspect (requests use local state at once), and the
+   * reconnect decides: ready (no outage), an error (logged then), or neither
+   * within {@link RECONNECT_GRACE_MS} of the first loss (logged then).
+   * Otherwise it is down.
+   */
+  #connectionLost(): void {
+    if (this.#closing !== undefined) return
+    const condition = this.#availability.condition
+    if (condition !== 'up' && condition !== 'suspect') return this.#observe('down')
+    this.#apply(this.#availability.suspect())
+    if (this.#grace !== undefined) return
+    // Any change of condition clears this timer (#apply): it always belongs to the current suspicion.
+    const ticket = this.#availability.probe()
+    this.#grace = setTimeout(() => {
+      this.#grace = undefined
+      if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, 'down'))
+    }, RECONNECT_GRACE_MS)
+    this.#grace.unref()
   }
 
   #scheduleProbe(): void {
@@ -216,6 +259,10 @@ export class RedisConnection implements RedisHealth {
     if (err !== undefined && this.#availability.condition !== 'up') this.#reason = messageOf(err)
     if (change === undefined) return
     const { from, to } = change
+    if (to !== 'suspect') {
+      clearTimeout(this.#grace)
+      this.#grace = undefined
+    }
     const fields = { redis: this.target, ...(err !== undefined && { reason: messageOf(err) }) }
     if (to === 'up') {
       this.#reason = undefined

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { backendFor } from '../helpers/redis-backends.js'
 import { command, spawnRedis } from '../helpers/redis-topologies.js'
 import { admin, coldBurst, replicaPair, sharedStateSuite } from '../state/redis-suites.js'
-import { bothBack, noServerErrors, readyzBecomes, servingTogether, timing, traffic } from './failover.js'
+import { bothBack, noServerErrors, OUTAGE, readyzBecomes, servingTogether, timing, traffic } from './failover.js'
 
 // A managed Redis that fails over behind one address: the broker's Redis is
 // demoted to a replica of another server (REPLICAOF), so writes answer
@@ -31,6 +31,7 @@ t.test('demoted to a replica (READONLY): an outage without 5xx, then shared stat
   const noticed = await Promise.all([readyzBecomes(a, 503, 5000), readyzBecomes(b, 503, 5000)])
   const reason = (await a.app.inject('/readyz')).json()
   t.match(reason, { status: 'unavailable', reasons: [/^redis: unavailable.*\[url 127\.0\.0\.1:\d+\]/] }, 'the reason names the Redis, no password')
+  for (const r of [a, b]) t.match(r.logs.find((l) => OUTAGE.test(l)), /"reason":"READONLY[^"]*","msg":"redis unavailable: it refuses writes/, 'the outage is logged as refused writes, with the READONLY answer')
 
   // During the outage: misses are minted, at worst once per replica; hits are served; a purge is the contract's 503.
   const during = await coldBurst([a, b], ['during-1', 'during-2', 'during-3'], 6)

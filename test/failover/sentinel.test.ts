@@ -8,7 +8,7 @@ import { backendFor } from '../helpers/redis-backends.js'
 import { SENTINEL_TIMINGS, startSentinels, until } from '../helpers/redis-topologies.js'
 import { API_KEY, requireDist, requestToken, userJwt, writeTenantsFile } from '../scale/processes.js'
 import { admin, coldBurst, patchSeen, replicaPair, sharedStateSuite } from '../state/redis-suites.js'
-import { bothBack, noServerErrors, readyzBecomes, servingTogether, timing, traffic } from './failover.js'
+import { bothBack, noServerErrors, OUTAGE, readyzBecomes, servingTogether, timing, traffic } from './failover.js'
 
 // A primary, a replica and three Sentinels (redis-server CONF --sentinel), the
 // broker given only the Sentinels (REDIS_SENTINELS + REDIS_SENTINEL_MASTER).
@@ -21,6 +21,24 @@ const backend = backendFor(
 )
 
 sharedStateSuite(t, backend)
+
+t.test('the brokers\' connections dropped on the primary (as a +switch-master after the client found the new primary does): back through the Sentinels, no outage logged', async (t) => {
+  const { a, b } = await replicaPair(t, backend)
+  t.equal((await a.token('drop-0')).body.data.cached, false)
+  const primary = topology.primary.connect()
+  t.teardown(() => primary.disconnect())
+  const ids = String(await primary.call('CLIENT', 'LIST'))
+    .split('\n')
+    .filter((l) => / name=tiktools-broker /.test(l))
+    .map((l) => /\bid=(\d+)/.exec(l)?.[1] as string)
+  t.ok(ids.length >= 2, `the brokers' connections (${ids.length})`)
+  const dropped = Date.now()
+  for (const id of ids) await primary.call('CLIENT', 'KILL', 'ID', id)
+  const { shared } = await bothBack(t, a, b, 5000)
+  t.pass(`ready and sharing again ${Date.now() - dropped} ms after the drop (${shared} ms to share)`)
+  t.equal((await b.token('drop-0')).body.data.cached, true, 'the token minted before the drop is still shared')
+  for (const [name, r] of [['a', a], ['b', b]] as const) t.same(r.logs.filter((l) => OUTAGE.test(l) || l.includes('available again')), [], `${name}: nothing logged`)
+})
 
 t.test('the primary killed: Sentinel promotes the replica, both broker replicas follow by themselves', async (t) => {
   const { a, b } = await replicaPair(t, backend)

@@ -1,18 +1,19 @@
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
 import { createLogger } from '../../src/logger.js'
-import { RedisConnection } from '../../src/state/redis-connection.js'
+import { RECONNECT_GRACE_MS, RedisConnection } from '../../src/state/redis-connection.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis.js'
 import { until } from '../helpers/redis-topologies.js'
 
 const COMMAND_TIMEOUT_MS = 200
 
-async function connect(t: Test): Promise<{ server: RedisServer; connection: RedisConnection; logs: string[] }> {
+async function connect(t: Test, commandTimeoutMs = COMMAND_TIMEOUT_MS): Promise<{ server: RedisServer; connection: RedisConnection; logs: string[] }> {
   const server = await startRedisServer(t)
   const logs: string[] = []
   const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
-  const connection = await RedisConnection.open(server.url, log, { commandTimeoutMs: COMMAND_TIMEOUT_MS, probeAfterMs: 100, connectTimeoutMs: 5000 })
+  const connection = await RedisConnection.open(server.url, log, { commandTimeoutMs, probeAfterMs: 100, connectTimeoutMs: 5000 })
   t.teardown(() => connection.close())
   t.equal(connection.available, true)
   t.teardown(() => server.resume())
@@ -71,4 +72,101 @@ t.test('a client that ioredis ends by itself (no more reconnects) is connected a
   await connection.close()
   await sleep(200)
   t.equal(connection.client.status, 'end', 'an end asked for by close() stays an end')
+})
+
+/** Closes the broker's own connection from the server side (CLIENT KILL by its name), as a proxy, an idle timeout or a Sentinel's +switch-master would. */
+async function dropConnection(t: Test, server: RedisServer): Promise<void> {
+  const admin = new Redis(server.url)
+  try {
+    t.ok(Number(await admin.call('CLIENT', 'KILL', 'ID', await brokerClientId(admin))) === 1, 'the broker connection was dropped')
+  } finally {
+    admin.disconnect()
+  }
+}
+
+async function brokerClientId(admin: Redis): Promise<string> {
+  const list = String(await admin.call('CLIENT', 'LIST'))
+  const line = list.split('\n').find((l) => / name=tiktools-broker /.test(l))
+  return /\bid=(\d+)/.exec(line ?? '')?.[1] ?? 'none'
+}
+
+t.test('a dropped connection that reconnects at once (CLIENT KILL, +switch-master): local state for the moment, no outage logged', async (t) => {
+  const { server, connection, logs } = await connect(t)
+  // Traffic as the fallback wrappers send it: a command may find the stream ended before ioredis emits its close.
+  let stop = false
+  const failures = new Map<string, number>()
+  const sent: Array<Promise<unknown>> = []
+  const traffic = (async () => {
+    // One command every turn of the event loop, none awaited: some are always on their way when the connection drops.
+    while (!stop) {
+      sent.push(command(connection).then((r) => r instanceof Error && failures.set(r.message, (failures.get(r.message) ?? 0) + 1)))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await Promise.all(sent)
+  })()
+  for (let i = 0; i < 10; i++) {
+    let availableAtClose: boolean | undefined
+    connection.client.once('close', () => (availableAtClose = connection.available))
+    await dropConnection(t, server)
+    await until('the close was seen', async () => availableAtClose !== undefined, 1000, 1)
+    t.equal(availableAtClose, false, 'requests use local state from the moment the connection closed')
+    const back = await until('available again', async () => connection.available, 3000, 1)
+    t.pass(`available again ${back} ms after the drop`)
+  }
+  stop = true
+  await traffic
+  t.comment('commands refused meanwhile:', JSON.stringify(Object.fromEntries(failures)))
+  await sleep(1500)
+  t.same(redisLines(logs), [], 'nothing logged: Redis never stopped taking writes')
+  t.equal(await connection.readiness(), undefined)
+})
+
+t.test('a command that finds the stream ended before ioredis saw the close: the reconnect decides, nothing logged', async (t) => {
+  const { connection, logs } = await connect(t)
+  for (let i = 0; i < 3; i++) {
+    // Our side half-closed: ioredis still says ready, and no write can go out until the close and the reconnect.
+    ;(connection.client as Redis).stream.end()
+    t.equal(connection.client.status, 'ready')
+    const err = await command(connection)
+    t.match(err, { message: /^Stream isn't writeable/ })
+    t.equal(connection.available, false, 'suspect: local state at once')
+    await until('available again', async () => connection.available, 3000, 1)
+  }
+  await sleep(1500)
+  t.same(redisLines(logs), [], 'nothing logged: the probe the failure sent could not go out either, and the reconnect decided')
+})
+
+t.test('a dropped connection whose reconnect fails: the outage is logged once, at once', async (t) => {
+  const { server, connection, logs } = await connect(t)
+  const stopped = Date.now()
+  await server.kill()
+  await until('the outage logged', async () => redisLines(logs).length > 0, 3000, 1)
+  t.ok(Date.now() - stopped < 1000, `logged ${Date.now() - stopped} ms after Redis stopped`)
+  t.match(await connection.readiness(), /^redis: unavailable, not connected/)
+  await sleep(500)
+  await server.start()
+  await until('available again', async () => connection.available, 5000, 10)
+  t.equal(redisLines(logs).length, 2, 'the outage and the recovery, once each')
+  t.match(redisLines(logs)[0], /redis unavailable/)
+  t.match(redisLines(logs)[1], /available again/)
+})
+
+t.test('a dropped connection whose reconnect hangs (Redis frozen right after): logged as an outage after the grace', async (t) => {
+  // Commands bounded well beyond the grace: the reconnect's ready check hangs, and only the grace can end the wait.
+  const { server, connection, logs } = await connect(t, 3 * RECONNECT_GRACE_MS)
+  const admin = new Redis(server.url)
+  const id = await brokerClientId(admin)
+  // One round trip: the kill, then the freeze, before the client's reconnect (50 ms later) reaches the server.
+  await admin.multi().call('CLIENT', 'KILL', 'ID', id).exec()
+  server.pause()
+  admin.disconnect()
+  const dropped = Date.now()
+  await until('the outage logged', async () => redisLines(logs).length > 0, 5000, 5)
+  const after = Date.now() - dropped
+  t.ok(after >= RECONNECT_GRACE_MS - 50 && after < 2 * RECONNECT_GRACE_MS, `logged ${after} ms after the drop (grace ${RECONNECT_GRACE_MS} ms)`)
+  t.match(redisLines(logs)[0], /redis unavailable/)
+  t.equal(connection.available, false)
+  server.resume()
+  await until('available again', async () => connection.available, 10_000, 10)
+  t.equal(redisLines(logs).length, 2, 'the outage and the recovery, once each')
 })
