@@ -17,7 +17,9 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { readFileSync } from 'node:fs'
-import { cpus, loadavg } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -106,8 +108,9 @@ const NODE_FLAGS = (JSON.parse(readFileSync(here('../package.json'), 'utf8')) as
 /** Starts a server under test and resolves with its URL once it prints READY. */
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
+  const timingFile = join(tmpdir(), `tkb-bench-timing-${randomBytes(6).toString('hex')}.json`)
   const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', here('./target.ts')], {
-    env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile) },
+    env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile), BENCH_TIMING_FILE: timingFile },
     // stdin stays open: the target exits when it closes, so no server outlives this process.
     stdio: ['pipe', 'pipe', 'inherit'],
   })
@@ -123,7 +126,34 @@ async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   const url = await Promise.race([ready, exited])
   exited.catch(() => {})
   if (child.pid !== undefined) pids.set(url, child.pid)
+  timingFiles.set(url, timingFile)
   return url
+}
+
+/** Each server's inside-timing file, by URL (see target.ts). */
+const timingFiles = new Map<string, string>()
+
+/** Asks the server at `url` to start or end an inside timing (SIGUSR2), and waits for its file: `[server ms, upstream ms]` per answer. */
+async function insideTiming(url: string): Promise<Array<[number, number]>> {
+  const file = timingFiles.get(url) as string
+  await rm(file, { force: true })
+  process.kill(pids.get(url) as number, 'SIGUSR2')
+  for (let waited = 0; waited < 5000; waited += 10) {
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as Array<[number, number]>
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+  throw new Error(`bench target at ${url} wrote no timing`)
+}
+
+/** Runs `run` while the server at `url` times each answer inside (one connection at a time): its own ms beyond its upstream calls, and those calls' ms. */
+async function timedInside(url: string, run: () => Promise<LoadResult>): Promise<{ result: LoadResult; own: number[]; upstream: number[] }> {
+  await insideTiming(url)
+  const result = await run()
+  const samples = await insideTiming(url)
+  return { result, own: samples.map(([server, upstream]) => server - upstream), upstream: samples.map(([, upstream]) => upstream) }
 }
 
 /** Each server's process, by URL: its CPU time is read around every measured run. */
@@ -264,7 +294,8 @@ const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
 const seqBare: Measured[] = []
 const seqHit: Measured[] = []
 const bursts = new Map<string, Array<{ mints: number; result: LoadResult }>>()
-const misses: Array<{ upstream: LoadResult; broker: LoadResult; proxy: LoadResult }> = []
+/** One repeat of the miss rows; `*Own` and `*Upstream` are p50s of the inside timing, in ms. */
+const misses: Array<{ upstream: LoadResult; broker: LoadResult; proxy: LoadResult; brokerOwn: number; brokerUpstream: number; proxyOwn: number; proxyUpstream: number }> = []
 // Bare gets the very POST its row sends (same headers, same body): only the server differs.
 const bareSpec = (spec: LoadSpec): LoadSpec => ({ ...spec, url: urls.bare as string })
 const t0 = performance.now()
@@ -324,22 +355,34 @@ for (let rep = 0; rep < REPEATS; rep++) {
       amount: MISSES,
       warmupS: 0,
     })
-    const broker = await load({
-      url: urls.memory as string,
-      path: '/v1/token',
-      method: 'POST',
-      headers: backend,
-      body: API_KEY_BODY,
-      connections: 1,
-      amount: MISSES,
-      vary: { prefix: `miss-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
-    })
+    const broker = await timedInside(urls.memory as string, () =>
+      load({
+        url: urls.memory as string,
+        path: '/v1/token',
+        method: 'POST',
+        headers: backend,
+        body: API_KEY_BODY,
+        connections: 1,
+        amount: MISSES,
+        vary: { prefix: `miss-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
+      }),
+    )
     // The same hop through a plain proxy: what any server in between adds, with none of the broker's work.
-    const proxy = await load({ url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 })
+    const proxy = await timedInside(urls.naive as string, () =>
+      load({ url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 }),
+    )
     noteFailures('miss upstream', upstream)
-    noteFailures('miss broker', broker)
-    noteFailures('miss proxy', proxy)
-    misses.push({ upstream, broker, proxy })
+    noteFailures('miss broker', broker.result)
+    noteFailures('miss proxy', proxy.result)
+    misses.push({
+      upstream,
+      broker: broker.result,
+      proxy: proxy.result,
+      brokerOwn: median(broker.own),
+      brokerUpstream: median(broker.upstream),
+      proxyOwn: median(proxy.own),
+      proxyUpstream: median(proxy.upstream),
+    })
   }
 }
 progress('memory')
@@ -397,10 +440,23 @@ if (misses.length > 0) {
   const own = misses.map((m) => m.broker.p50 - m.proxy.p50)
   rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key` })
   rows.push({ label: 'upstream (simulator) alone', cells: ['', ms(up, 'p50'), ms(up, 'p99'), '', '', '', '', ''] })
-  rows.push({ label: 'naive proxy (one upstream call each)', cells: ['', ms(px, 'p50'), ms(px, 'p99'), '', '', '', '', `p50 adds ${spread(misses.map((m) => m.proxy.p50 - m.upstream.p50), fmt.ms)} ms: the hop`] })
+  const inside = (own: number[], upstream: number[]): string => `inside: ${spread(own, fmt.ms)} ms of its own beyond its upstream call (${spread(upstream, fmt.ms)} ms)`
+  rows.push({
+    label: 'naive proxy (one upstream call each)',
+    cells: ['', ms(px, 'p50'), ms(px, 'p99'), '', '', '', '', `p50 adds ${spread(misses.map((m) => m.proxy.p50 - m.upstream.p50), fmt.ms)} ms: the hop; ${inside(misses.map((m) => m.proxyOwn), misses.map((m) => m.proxyUpstream))}`],
+  })
   rows.push({
     label: 'miss · memory · broker API key',
-    cells: ['', ms(br, 'p50'), ms(br, 'p99'), '', '', '', '', `p50 adds ${spread(added, fmt.ms)} ms to the upstream's, ${spread(own, fmt.ms)} ms to the proxy's`],
+    cells: [
+      '',
+      ms(br, 'p50'),
+      ms(br, 'p99'),
+      '',
+      '',
+      '',
+      '',
+      `p50 adds ${spread(added, fmt.ms)} ms to the upstream's, ${spread(own, fmt.ms)} ms to the proxy's; ${inside(misses.map((m) => m.brokerOwn), misses.map((m) => m.brokerUpstream))}`,
+    ],
   })
 }
 if (mem !== undefined) {

@@ -9,6 +9,8 @@
  * SIGTERM closes it. With `profileDir`, the V8 CPU profiler (what `--cpu-prof`
  * drives) records from READY to SIGTERM: the load, not the start-up.
  */
+import diagnostics from 'node:diagnostics_channel'
+import { writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -113,5 +115,55 @@ async function stop(): Promise<void> {
   await closeState()
 }
 process.once('SIGTERM', () => void stop().finally(() => process.exit(0)))
+
+/**
+ * Inside timing of sequential requests, for the misses: the first SIGUSR2
+ * subscribes to Node's HTTP server channels and undici's request channels
+ * (node:diagnostics_channel; npm undici and the fetch built into Node publish
+ * on the same names) and writes `[]` to `BENCH_TIMING_FILE`; the next writes
+ * there one `[server ms, upstream ms]` per answered request and unsubscribes.
+ * Server ms runs from the request's headers parsed to its answer handed to
+ * the socket; upstream ms from each upstream request created to its last
+ * byte received. Nothing is subscribed outside a recording, so the hit rows
+ * pay nothing for it. Meant for one connection at a time: each answer takes
+ * the upstream time recorded since its request arrived.
+ */
+const timingFile = process.env.BENCH_TIMING_FILE
+if (timingFile !== undefined) {
+  let recording: (() => Array<[number, number]>) | undefined
+  process.on('SIGUSR2', () => {
+    if (recording !== undefined) {
+      writeFileSync(timingFile, JSON.stringify(recording()))
+      recording = undefined
+    } else {
+      recording = recordTiming()
+      writeFileSync(timingFile, '[]')
+    }
+  })
+}
+
+function recordTiming(): () => Array<[number, number]> {
+  const samples: Array<[number, number]> = []
+  const arrived = new WeakMap<object, number>()
+  let upstreamSince = 0
+  let upstreamMs = 0
+  const handlers: Record<string, (message: unknown) => void> = {
+    'http.server.request.start': (m) => {
+      arrived.set((m as { request: object }).request, performance.now())
+      upstreamMs = 0
+    },
+    'undici:request:create': () => (upstreamSince = performance.now()),
+    'undici:request:trailers': () => (upstreamMs += performance.now() - upstreamSince),
+    'http.server.response.finish': (m) => {
+      const since = arrived.get((m as { request: object }).request)
+      if (since !== undefined) samples.push([performance.now() - since, upstreamMs])
+    },
+  }
+  for (const [name, handler] of Object.entries(handlers)) diagnostics.subscribe(name, handler)
+  return () => {
+    for (const [name, handler] of Object.entries(handlers)) diagnostics.unsubscribe(name, handler)
+    return samples
+  }
+}
 // The orchestrator holds our stdin: when it goes away, however it died, so do we.
 process.stdin.on('end', () => process.exit(0)).resume()

@@ -49,4 +49,6 @@ t.test('the bench runs end to end and prints its table with every row', { timeou
   }
   t.match(out, /mints 10 \(expected 10\)/, 'a burst mints once per key')
   t.match(out, /p50 adds -?\d+ µs to bare/, 'the one-connection row says what a hit adds')
+  const inside = out.match(/inside: -?\d+\.\d+ ms of its own beyond its upstream call \(\d+\.\d+ ms\)/g) ?? []
+  t.equal(inside.length, 2, 'the proxy and the broker each timed a miss inside (server time less the upstream call)')
 })
