@@ -74,6 +74,10 @@ export class RedisConnection implements RedisHealth {
   #probe: NodeJS.Timeout | undefined
   /** While suspect after a lost connection: ends the wait for the reconnect. */
   #grace: NodeJS.Timeout | undefined
+  /** When ioredis last began a connection attempt (`performance.now()`, ms): each attempt gets the whole grace. */
+  #attemptAt = -Infinity
+  /** INFO's `run_id` of the Redis last verified (one Redis, not a Cluster): a new one means another server process. */
+  #runId: string | undefined
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
 
@@ -90,12 +94,16 @@ export class RedisConnection implements RedisHealth {
     this.client = createRedisClient(t, { ...options, onReplicaRole: (err) => this.#observe('replica', err) })
     this.client.on('ready', () => void this.#verify())
     this.client.on('error', (err: Error) => {
-      if (this.client.status !== 'ready') return this.#observe('down', err)
+      const cluster = this.client instanceof Cluster
+      // Not ready: the attempt failed (refused, timed out, AUTH), unless one Redis's stream merely ended under its handshake.
+      if (this.client.status !== 'ready' && (cluster || !NOT_SENT.test(err.message))) return this.#observe('down', err)
       // Ready: a Cluster reports a failed slot refresh as an error while it still serves (its 'close' says when it does not);
       // one Redis, an error of the serving connection (EPIPE, ECONNRESET) before its close: the reconnect decides.
-      if (!(this.client instanceof Cluster)) this.#connectionLost()
+      if (!cluster) this.#connectionLost()
     })
-    this.client.on('close', () => this.#connectionLost())
+    // A Cluster's close means every node is gone (it reconnects through its startup nodes); one Redis's, one connection.
+    this.client.on('close', () => (this.client instanceof Cluster ? this.#observe('down') : this.#connectionLost()))
+    this.client.on('connecting', () => (this.#attemptAt = performance.now()))
     this.client.on('end', () => this.#restart())
   }
 
@@ -187,15 +195,37 @@ export class RedisConnection implements RedisHealth {
     const ticket = this.#availability.probe()
     let found: Condition = 'up'
     let error: unknown
+    let runId: string | undefined
     try {
-      await this.#write()
+      const client = this.client
+      if (client instanceof Cluster) await this.#write()
+      // INFO may be refused (an ACL user without it): then the server's identity is simply not known.
+      else runId = (await Promise.all([this.#write(), client.info('server').catch(() => '')]))[1].match(/^run_id:(\w+)/m)?.[1]
     } catch (err) {
       // The connection went away under the probe (its close may not even be emitted yet): the reconnect decides.
       if (NOT_SENT.test(messageOf(err)) && !(this.client instanceof Cluster)) return this.#connectionLost()
       found = conditionOf(err)
       error = err
     }
-    if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, found), error)
+    if (this.#closing !== undefined) return
+    this.#apply(this.#availability.answer(ticket, found), error)
+    if (runId !== undefined && this.#availability.condition === 'up') this.#noteServer(runId)
+  }
+
+  /**
+   * Logs a Redis that is another server process than the one verified before
+   * (its INFO `run_id` changed), outage or not: a restart that was over
+   * within ioredis's 50 ms reconnect logs nothing else, and it kept only
+   * what was persisted; a failover kept what was replicated.
+   */
+  #noteServer(runId: string): void {
+    const before = this.#runId
+    this.#runId = runId
+    if (before === undefined || before === runId) return
+    this.#log.warn(
+      { redis: this.target, runId, previousRunId: before },
+      'redis is another server process than before (a restart or a failover): keys it did not persist or replicate are gone (cached tokens are minted again, rate-limit windows start over, admin overrides return to the tenants file)',
+    )
   }
 
   /**
@@ -219,8 +249,9 @@ export class RedisConnection implements RedisHealth {
    * The connection closed (or a probe found it closing). While available or
    * suspect that is only suspect (requests use local state at once), and the
    * reconnect decides: ready (no outage), an error (logged then), or neither
-   * within {@link RECONNECT_GRACE_MS} of the first loss (logged then).
-   * Otherwise it is down.
+   * within {@link RECONNECT_GRACE_MS} of the loss, or of the start of the
+   * reconnect attempt if that began later (a stalled event loop), logged
+   * then. Otherwise it is down.
    */
   #connectionLost(): void {
     if (this.#closing !== undefined) return
@@ -230,11 +261,18 @@ export class RedisConnection implements RedisHealth {
     if (this.#grace !== undefined) return
     // Any change of condition clears this timer (#apply): it always belongs to the current suspicion.
     const ticket = this.#availability.probe()
-    this.#grace = setTimeout(() => {
+    const expire = (): void => {
+      // An attempt begun late (a stalled event loop runs ioredis's 50 ms reconnect timer and this one together) gets its whole grace.
+      const left = this.#attemptAt + RECONNECT_GRACE_MS - performance.now()
+      const attempting = this.client.status === 'connecting' || this.client.status === 'connect'
+      if (attempting && left > 0 && this.#closing === undefined) {
+        this.#grace = setTimeout(expire, left).unref()
+        return
+      }
       this.#grace = undefined
       if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, 'down'))
-    }, RECONNECT_GRACE_MS)
-    this.#grace.unref()
+    }
+    this.#grace = setTimeout(expire, RECONNECT_GRACE_MS).unref()
   }
 
   #scheduleProbe(): void {

@@ -95,12 +95,17 @@ export async function bothBack(t: Test, a: Replica, b: Replica, readyMs: number)
   return { ready, shared: await sharedAgain(a, b, 5000) }
 }
 
+/** The line that says Redis is another server process (its `run_id` changed) than the one verified before. */
+export const SERVER_CHANGED = 'redis is another server process than before'
+
 /**
  * After a recovery: a cold burst over `keys` costs one mint per key across both
  * replicas, a purge through one is seen by the other, and each replica logged the
- * outage and the recovery once. Answers the burst's mints per key.
+ * outage and the recovery once, and {@link SERVER_CHANGED} `serverChanges` times
+ * (1 when the primary is another process now, 0 when it is the same one or a
+ * Cluster, whose nodes are not told apart). Answers the burst's mints per key.
  */
-export async function servingTogether(t: Test, a: Replica, b: Replica, keys: string[], perKey: number): Promise<number> {
+export async function servingTogether(t: Test, a: Replica, b: Replica, keys: string[], perKey: number, serverChanges = 0): Promise<number> {
   const after = await coldBurst([a, b], keys, perKey)
   t.same(after.statuses, [200])
   t.equal(after.mintsPerKey, 1, 'one mint per key across the replicas again')
@@ -110,10 +115,12 @@ export async function servingTogether(t: Test, a: Replica, b: Replica, keys: str
   for (const [name, r] of [['a', a], ['b', b]] as const) {
     const outages = countLogs(r, OUTAGE)
     const recoveries = countLogs(r, 'redis available again')
-    // When either is off, the report shows what this replica logged about Redis, in order.
-    if (outages !== 1 || recoveries !== 1) t.comment(`${name}'s Redis log lines:\n${r.logs.filter((l) => /redis/i.test(l)).join('')}`)
+    const changes = countLogs(r, SERVER_CHANGED)
+    // When any is off, the report shows what this replica logged about Redis, in order.
+    if (outages !== 1 || recoveries !== 1 || changes !== serverChanges) t.comment(`${name}'s Redis log lines:\n${r.logs.filter((l) => /redis/i.test(l)).join('')}`)
     t.equal(outages, 1, `${name}: the outage logged once`)
     t.equal(recoveries, 1, `${name}: the recovery logged once`)
+    t.equal(changes, serverChanges, `${name}: "another server process" logged ${serverChanges} time(s)`)
   }
   return after.mintsPerKey
 }

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
@@ -23,7 +27,7 @@ async function connect(t: Test, commandTimeoutMs = COMMAND_TIMEOUT_MS): Promise<
 /** A command as the fallback wrappers run it: its failure reported to the connection. */
 const command = (c: RedisConnection) => c.client.get('tkb:test:x').catch((err: Error) => (c.noteFailure(err), err))
 
-const redisLines = (logs: string[]) => logs.filter((l) => /redis (unavailable|is not|available again)/.test(l))
+const redisLines = (logs: string[]) => logs.filter((l) => /redis (unavailable|is not|available again|is another server)/.test(l))
 
 t.test('one slow answer (Redis frozen for a moment): local state only until a probe sent at once answers, nothing logged', async (t) => {
   const { server, connection, logs } = await connect(t)
@@ -146,9 +150,11 @@ t.test('a dropped connection whose reconnect fails: the outage is logged once, a
   await sleep(500)
   await server.start()
   await until('available again', async () => connection.available, 5000, 10)
-  t.equal(redisLines(logs).length, 2, 'the outage and the recovery, once each')
+  await until('the new server noted', async () => redisLines(logs).length === 3, 1000, 5)
+  t.equal(redisLines(logs).length, 3, 'the outage, the recovery and the new server, once each')
   t.match(redisLines(logs)[0], /redis unavailable/)
   t.match(redisLines(logs)[1], /available again/)
+  t.match(redisLines(logs)[2], /another server process than before \(a restart or a failover\)/)
 })
 
 t.test('a dropped connection whose reconnect hangs (Redis frozen right after): logged as an outage after the grace', async (t) => {
@@ -169,4 +175,57 @@ t.test('a dropped connection whose reconnect hangs (Redis frozen right after): l
   server.resume()
   await until('available again', async () => connection.available, 10_000, 10)
   t.equal(redisLines(logs).length, 2, 'the outage and the recovery, once each')
+})
+
+/** Drops the connection `times` times; at the client's next `event` after each drop runs `during`; waits until it is available again. */
+async function dropsWith(t: Test, server: RedisServer, connection: RedisConnection, times: number, event: 'connect' | 'close', during: () => void): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    const done = new Promise<void>((resolve) => connection.client.once(event, () => resolve(during())))
+    await dropConnection(t, server)
+    await done
+    await until('available again', async () => connection.available, 3000, 1)
+  }
+}
+
+t.test('a connection that ends during its reconnect handshake: the reconnect after it decides, nothing logged', async (t) => {
+  const { server, connection, logs } = await connect(t)
+  // The reconnect has its socket (status connect) and sends its ready check; our side ends it right then.
+  await dropsWith(t, server, connection, 3, 'connect', () => (connection.client as Redis).stream.end())
+  await sleep(1500)
+  t.same(redisLines(logs), [], "nothing logged: \"Stream isn't writeable\" under a handshake is this process's own doing")
+})
+
+t.test('an event loop stalled past the grace right after a drop: the reconnect still gets its whole grace, nothing logged', async (t) => {
+  const { server, connection, logs } = await connect(t)
+  // After the connection's own close handler (registered first) armed its grace: ioredis's 50 ms reconnect and the grace both fall due in the stall.
+  await dropsWith(t, server, connection, 2, 'close', () => {
+    const until = Date.now() + RECONNECT_GRACE_MS + 300
+    while (Date.now() < until);
+  })
+  await sleep(1500)
+  t.same(redisLines(logs), [], 'nothing logged: Redis never stopped taking writes')
+})
+
+t.test('a Redis restarted between two reconnects (no outage seen): logged once as another server process', async (t) => {
+  const { server, connection, logs } = await connect(t)
+  const pidfile = join(tmpdir(), `tkb-restart-${server.port}.pid`)
+  t.teardown(() => {
+    try {
+      process.kill(Number(readFileSync(pidfile, 'utf8')), 'SIGKILL')
+    } catch {}
+    rmSync(pidfile, { force: true })
+  })
+  // The whole restart while this process's event loop is blocked: when it runs again, the connection is closed and the new Redis answers.
+  const port = String(server.port)
+  spawnSync('redis-cli', ['-p', port, 'shutdown', 'nosave'], { timeout: 5000 })
+  const args = ['--port', port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidfile]
+  t.equal(spawnSync('redis-server', args, { timeout: 5000 }).status, 0, 'a new redis-server started')
+  const deadline = Date.now() + 5000
+  while (spawnSync('redis-cli', ['-p', port, 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG' && Date.now() < deadline);
+  await until('the new server noted', async () => redisLines(logs).length > 0, 3000, 5)
+  t.equal(connection.available, true)
+  await sleep(1500)
+  t.equal(redisLines(logs).length, 1, 'one line, and no outage: the reconnect was ready at once')
+  t.match(redisLines(logs)[0], /another server process than before/)
+  t.match(JSON.parse(redisLines(logs)[0]!), { level: 40, runId: /^\w{40}$/, previousRunId: /^\w{40}$/ })
 })
