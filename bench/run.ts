@@ -149,7 +149,7 @@ async function insideTiming(url: string): Promise<Array<[number, number]>> {
 }
 
 /** Runs `run` while the server at `url` times each answer inside (one connection at a time): its own ms beyond its upstream calls, and those calls' ms. */
-async function timedInside(url: string, run: () => Promise<LoadResult>): Promise<{ result: LoadResult; own: number[]; upstream: number[] }> {
+async function timedInside(url: string, run: () => Promise<Measured>): Promise<{ result: Measured; own: number[]; upstream: number[] }> {
   await insideTiming(url)
   const result = await run()
   const samples = await insideTiming(url)
@@ -295,7 +295,7 @@ const seqBare: Measured[] = []
 const seqHit: Measured[] = []
 const bursts = new Map<string, Array<{ mints: number; result: LoadResult }>>()
 /** One repeat of the miss rows; `*Own` and `*Upstream` are p50s of the inside timing, in ms. */
-const misses: Array<{ upstream: LoadResult; broker: LoadResult; proxy: LoadResult; brokerOwn: number; brokerUpstream: number; proxyOwn: number; proxyUpstream: number }> = []
+const misses: Array<{ upstream: LoadResult; broker: Measured; proxy: Measured; brokerOwn: number; brokerUpstream: number; proxyOwn: number; proxyUpstream: number }> = []
 // Bare gets the very POST its row sends (same headers, same body): only the server differs.
 const bareSpec = (spec: LoadSpec): LoadSpec => ({ ...spec, url: urls.bare as string })
 const t0 = performance.now()
@@ -443,7 +443,7 @@ if (misses.length > 0) {
   const inside = (own: number[], upstream: number[]): string => `inside: ${spread(own, fmt.ms)} ms of its own beyond its upstream call (${spread(upstream, fmt.ms)} ms)`
   rows.push({
     label: 'naive proxy (one upstream call each)',
-    cells: ['', ms(px, 'p50'), ms(px, 'p99'), '', '', '', '', `p50 adds ${spread(misses.map((m) => m.proxy.p50 - m.upstream.p50), fmt.ms)} ms: the hop; ${inside(misses.map((m) => m.proxyOwn), misses.map((m) => m.proxyUpstream))}`],
+    cells: ['', ms(px, 'p50'), ms(px, 'p99'), '', '', cpu(px), '', `p50 adds ${spread(misses.map((m) => m.proxy.p50 - m.upstream.p50), fmt.ms)} ms: the hop; ${inside(misses.map((m) => m.proxyOwn), misses.map((m) => m.proxyUpstream))}`],
   })
   rows.push({
     label: 'miss · memory · broker API key',
@@ -453,9 +453,9 @@ if (misses.length > 0) {
       ms(br, 'p99'),
       '',
       '',
+      cpu(br),
       '',
-      '',
-      `p50 adds ${spread(added, fmt.ms)} ms to the upstream's, ${spread(own, fmt.ms)} ms to the proxy's; ${inside(misses.map((m) => m.brokerOwn), misses.map((m) => m.brokerUpstream))}`,
+      `p50 adds ${spread(added, fmt.ms)} ms to the upstream's, ${spread(own, fmt.ms)} ms to the proxy's; ${inside(misses.map((m) => m.brokerOwn), misses.map((m) => m.brokerUpstream))}; CPU ${spread(misses.map((m) => m.broker.cpuPerRequest / m.proxy.cpuPerRequest), fmt.ratio)} × the proxy's`,
     ],
   })
 }
