@@ -70,7 +70,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Long enough for an upstream call plus a wait on another replica's mint.
     requestTimeout: config.upstream.timeoutMs * 2 + 5000,
     keepAliveTimeout: 65_000,
-    return503OnClosing: true,
+    // Fastify's closing 503 has a body of its own, not the contract's: a request routed after shutdown began
+    // (a keep-alive client's next one, before idle connections are closed) is served, with Connection: close.
+    return503OnClosing: false,
     routerOptions: { maxParamLength: 300 },
     // Refusals that happen before any route or hook still answer in the contract's body.
     http: { maxHeaderSize: MAX_HEADER_BYTES },
