@@ -74,8 +74,8 @@ export class RedisConnection implements RedisHealth {
   #probe: NodeJS.Timeout | undefined
   /** While suspect after a lost connection: ends the wait for the reconnect. */
   #grace: NodeJS.Timeout | undefined
-  /** When ioredis last began a connection attempt (`performance.now()`, ms): each attempt gets the whole grace. */
-  #attemptAt = -Infinity
+  /** When ioredis began its first connection attempt since the connection was lost (`performance.now()`, ms). */
+  #attemptAt: number | undefined
   /** INFO's `run_id` of the Redis last verified (one Redis, not a Cluster): a new one means another server process. */
   #runId: string | undefined
   #closing: Promise<void> | undefined
@@ -103,7 +103,7 @@ export class RedisConnection implements RedisHealth {
     })
     // A Cluster's close means every node is gone (it reconnects through its startup nodes); one Redis's, one connection.
     this.client.on('close', () => (this.client instanceof Cluster ? this.#observe('down') : this.#connectionLost()))
-    this.client.on('connecting', () => (this.#attemptAt = performance.now()))
+    this.client.on('connecting', () => (this.#attemptAt ??= performance.now()))
     this.client.on('end', () => this.#restart())
   }
 
@@ -248,10 +248,14 @@ export class RedisConnection implements RedisHealth {
   /**
    * The connection closed (or a probe found it closing). While available or
    * suspect that is only suspect (requests use local state at once), and the
-   * reconnect decides: ready (no outage), an error (logged then), or neither
-   * within {@link RECONNECT_GRACE_MS} of the loss, or of the start of the
-   * reconnect attempt if that began later (a stalled event loop), logged
-   * then. Otherwise it is down.
+   * reconnect decides: ready and verified (no outage), an error (logged
+   * then), or neither within {@link RECONNECT_GRACE_MS} of the loss, or of
+   * the first reconnect attempt's start if that began later (a stalled event
+   * loop), logged then. Later attempts do not move that point (a proxy that
+   * accepts and closes each one must not hide an outage). One more grace,
+   * once, where the decision would be taken on a stale view: the client is
+   * ready with its verify on the way, or the timer itself fired late while
+   * an attempt was under way. Otherwise it is down.
    */
   #connectionLost(): void {
     if (this.#closing !== undefined) return
@@ -261,18 +265,28 @@ export class RedisConnection implements RedisHealth {
     if (this.#grace !== undefined) return
     // Any change of condition clears this timer (#apply): it always belongs to the current suspicion.
     const ticket = this.#availability.probe()
-    const expire = (): void => {
-      // An attempt begun late (a stalled event loop runs ioredis's 50 ms reconnect timer and this one together) gets its whole grace.
-      const left = this.#attemptAt + RECONNECT_GRACE_MS - performance.now()
-      const attempting = this.client.status === 'connecting' || this.client.status === 'connect'
-      if (attempting && left > 0 && this.#closing === undefined) {
-        this.#grace = setTimeout(expire, left).unref()
-        return
-      }
-      this.#grace = undefined
-      if (this.#closing === undefined) this.#apply(this.#availability.answer(ticket, 'down'))
+    this.#attemptAt = undefined
+    let due = 0
+    let extended = false
+    const arm = (ms: number): void => {
+      due = performance.now() + ms
+      this.#grace = setTimeout(expire, ms).unref()
     }
-    this.#grace = setTimeout(expire, RECONNECT_GRACE_MS).unref()
+    const expire = (): void => {
+      this.#grace = undefined
+      if (this.#closing !== undefined) return
+      const status = this.client.status
+      const now = performance.now()
+      const attempting = status === 'connecting' || status === 'connect'
+      // The first attempt since the loss, begun late (a stalled event loop), gets its whole grace; later attempts do not extend it.
+      const left = (this.#attemptAt ?? -Infinity) + RECONNECT_GRACE_MS - now
+      if (attempting && left > 0) return arm(left)
+      // Ready again (the verify sent at 'ready' is on its way), or this timer came late (the process stood still, and
+      // replies to the attempt may be waiting unread): one more grace, once.
+      if (!extended && (status === 'ready' || (attempting && now - due > 50))) return (extended = true), arm(RECONNECT_GRACE_MS)
+      this.#apply(this.#availability.answer(ticket, 'down'))
+    }
+    arm(RECONNECT_GRACE_MS)
   }
 
   #scheduleProbe(): void {

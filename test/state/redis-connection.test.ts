@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, connect as connectTcp, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
@@ -178,7 +179,7 @@ t.test('a dropped connection whose reconnect hangs (Redis frozen right after): l
 })
 
 /** Drops the connection `times` times; at the client's next `event` after each drop runs `during`; waits until it is available again. */
-async function dropsWith(t: Test, server: RedisServer, connection: RedisConnection, times: number, event: 'connect' | 'close', during: () => void): Promise<void> {
+async function dropsWith(t: Test, server: RedisServer, connection: RedisConnection, times: number, event: 'close' | 'connect' | 'ready', during: () => void): Promise<void> {
   for (let i = 0; i < times; i++) {
     const done = new Promise<void>((resolve) => connection.client.once(event, () => resolve(during())))
     await dropConnection(t, server)
@@ -195,16 +196,72 @@ t.test('a connection that ends during its reconnect handshake: the reconnect aft
   t.same(redisLines(logs), [], "nothing logged: \"Stream isn't writeable\" under a handshake is this process's own doing")
 })
 
-t.test('an event loop stalled past the grace right after a drop: the reconnect still gets its whole grace, nothing logged', async (t) => {
-  const { server, connection, logs } = await connect(t)
-  // After the connection's own close handler (registered first) armed its grace: ioredis's 50 ms reconnect and the grace both fall due in the stall.
-  await dropsWith(t, server, connection, 2, 'close', () => {
-    const until = Date.now() + RECONNECT_GRACE_MS + 300
-    while (Date.now() < until);
+for (const [event, when] of [
+  ['close', "right after a drop: ioredis's 50 ms reconnect and the grace both fall due in the stall"],
+  ['connect', 'under the reconnect (connected, its ready check on its way): the grace falls due in the stall'],
+  ['ready', "at the reconnect's ready (its verify on its way): the grace falls due in the stall"],
+] as const) {
+  t.test(`an event loop stalled past the grace ${when}; nothing logged`, async (t) => {
+    const { server, connection, logs } = await connect(t)
+    // After the connection's own handler for the event (registered first) has run.
+    await dropsWith(t, server, connection, 2, event, () => {
+      const until = Date.now() + RECONNECT_GRACE_MS + 300
+      while (Date.now() < until);
+    })
+    await sleep(1500)
+    t.same(redisLines(logs), [], 'nothing logged: Redis never stopped taking writes')
   })
-  await sleep(1500)
-  t.same(redisLines(logs), [], 'nothing logged: Redis never stopped taking writes')
-})
+}
+
+/** A TCP proxy in front of Redis (as HAProxy or envoy sit): it pipes while `closeAfterMs` says undefined, else accepts and closes that much later. */
+async function tcpProxy(t: Test, port: number, closeAfterMs: () => number | undefined): Promise<{ url: string; dropAll: () => void }> {
+  const sockets = new Set<Socket>()
+  const proxy = createServer((client) => {
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    client.on('error', () => {})
+    const delay = closeAfterMs()
+    if (delay !== undefined) return void setTimeout(() => client.destroy(), delay)
+    const upstream = connectTcp(port, '127.0.0.1')
+    upstream.on('error', () => client.destroy())
+    upstream.on('close', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  const dropAll = (): void => sockets.forEach((s) => s.destroy())
+  t.teardown(() => (dropAll(), proxy.close()))
+  return { url: `redis://127.0.0.1:${(proxy.address() as { port: number }).port}`, dropAll }
+}
+
+// [closes after ms, longest retry delay ms, command timeout ms]: the second closes each attempt before its ready check times out.
+for (const [closeAfterMs, maxRetryDelayMs, commandTimeoutMs] of [
+  [150, 1000, COMMAND_TIMEOUT_MS],
+  [300, 100, 400],
+] as const) {
+  t.test(`Redis gone behind a proxy that accepts each reconnect and closes it ${closeAfterMs} ms later (retries every ≤ ${maxRetryDelayMs} ms): logged once, within the grace`, async (t) => {
+    const server = await startRedisServer(t)
+    let gone = false
+    const proxy = await tcpProxy(t, server.port, () => (gone ? closeAfterMs : undefined))
+    const logs: string[] = []
+    const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
+    const connection = await RedisConnection.open(proxy.url, log, { commandTimeoutMs, probeAfterMs: 100, connectTimeoutMs: 5000, maxRetryDelayMs })
+    t.teardown(() => connection.close())
+    t.equal(connection.available, true)
+    gone = true
+    await server.kill()
+    const dropped = Date.now()
+    proxy.dropAll()
+    // Each attempt connects (to the proxy) and closes without an error of its own: only the grace can decide.
+    await until('the outage logged', async () => redisLines(logs).length > 0, 5000, 5)
+    const after = Date.now() - dropped
+    // At the grace, or sooner where an attempt's ready check runs out of time first (an error of its own).
+    t.ok(after < 2 * RECONNECT_GRACE_MS, `logged ${after} ms after the drop (grace ${RECONNECT_GRACE_MS} ms, from the first attempt)`)
+    await sleep(1500)
+    t.equal(redisLines(logs).length, 1, 'once, however many attempts follow')
+    t.match(redisLines(logs)[0], /redis unavailable/)
+  })
+}
 
 t.test('a Redis restarted between two reconnects (no outage seen): logged once as another server process', async (t) => {
   const { server, connection, logs } = await connect(t)
