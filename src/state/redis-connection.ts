@@ -23,6 +23,8 @@ const ERROR_LOG_INTERVAL_MS = 60_000
  * writes a moment ago is back within a few round trips of that.
  */
 export const RECONNECT_GRACE_MS = 1000
+/** A grace timer that fires this much after its due time (ms) came late: the process stood still meanwhile. */
+const LATE_TIMER_MS = 50
 /** The health key outlives a few probes, never more. */
 const HEALTH_TTL_MS = 30_000
 
@@ -69,6 +71,8 @@ export class RedisConnection implements RedisHealth {
   readonly #recover = new Set<() => void>()
   readonly #settled: Promise<void>
   readonly #availability = new Availability()
+  /** A Cluster client (its close means no node is left) rather than one Redis's (one connection). */
+  readonly #cluster: boolean
   #settle: () => void = () => {}
   #reason: string | undefined
   #probe: NodeJS.Timeout | undefined
@@ -92,17 +96,17 @@ export class RedisConnection implements RedisHealth {
     this.#settled = new Promise((resolve) => (this.#settle = resolve))
     // A replica-role answer (READONLY after a demotion) is an outage with its own reason, whatever the reconnect then says.
     this.client = createRedisClient(t, { ...options, onReplicaRole: (err) => this.#observe('replica', err) })
+    this.#cluster = this.client instanceof Cluster
     this.client.on('ready', () => void this.#verify())
     this.client.on('error', (err: Error) => {
-      const cluster = this.client instanceof Cluster
       // Not ready: the attempt failed (refused, timed out, AUTH), unless one Redis's stream merely ended under its handshake.
-      if (this.client.status !== 'ready' && (cluster || !NOT_SENT.test(err.message))) return this.#observe('down', err)
+      if (this.client.status !== 'ready' && (this.#cluster || !NOT_SENT.test(err.message))) return this.#observe('down', err)
       // Ready: a Cluster reports a failed slot refresh as an error while it still serves (its 'close' says when it does not);
       // one Redis, an error of the serving connection (EPIPE, ECONNRESET) before its close: the reconnect decides.
-      if (!cluster) this.#connectionLost()
+      if (!this.#cluster) this.#connectionLost()
     })
     // A Cluster's close means every node is gone (it reconnects through its startup nodes); one Redis's, one connection.
-    this.client.on('close', () => (this.client instanceof Cluster ? this.#observe('down') : this.#connectionLost()))
+    this.client.on('close', () => (this.#cluster ? this.#observe('down') : this.#connectionLost()))
     this.client.on('connecting', () => (this.#attemptAt ??= performance.now()))
     this.client.on('end', () => this.#restart())
   }
@@ -203,7 +207,7 @@ export class RedisConnection implements RedisHealth {
       else runId = (await Promise.all([this.#write(), client.info('server').catch(() => '')]))[1].match(/^run_id:(\w+)/m)?.[1]
     } catch (err) {
       // The connection went away under the probe (its close may not even be emitted yet): the reconnect decides.
-      if (NOT_SENT.test(messageOf(err)) && !(this.client instanceof Cluster)) return this.#connectionLost()
+      if (NOT_SENT.test(messageOf(err)) && !this.#cluster) return this.#connectionLost()
       found = conditionOf(err)
       error = err
     }
@@ -283,7 +287,7 @@ export class RedisConnection implements RedisHealth {
       if (attempting && left > 0) return arm(left)
       // Ready again (the verify sent at 'ready' is on its way), or this timer came late (the process stood still, and
       // replies to the attempt may be waiting unread): one more grace, once.
-      if (!extended && (status === 'ready' || (attempting && now - due > 50))) return (extended = true), arm(RECONNECT_GRACE_MS)
+      if (!extended && (status === 'ready' || (attempting && now - due > LATE_TIMER_MS))) return (extended = true), arm(RECONNECT_GRACE_MS)
       this.#apply(this.#availability.answer(ticket, 'down'))
     }
     arm(RECONNECT_GRACE_MS)

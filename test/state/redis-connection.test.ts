@@ -8,18 +8,24 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { createLogger } from '../../src/logger.js'
-import { RECONNECT_GRACE_MS, RedisConnection } from '../../src/state/redis-connection.js'
+import { RECONNECT_GRACE_MS, RedisConnection, type RedisConnectionOptions } from '../../src/state/redis-connection.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis.js'
 import { until } from '../helpers/redis-topologies.js'
 
 const COMMAND_TIMEOUT_MS = 200
 
-async function connect(t: Test, commandTimeoutMs = COMMAND_TIMEOUT_MS): Promise<{ server: RedisServer; connection: RedisConnection; logs: string[] }> {
-  const server = await startRedisServer(t)
+/** A connection to `url` whose log lines are kept in `logs`; closed at teardown. */
+async function open(t: Test, url: string, options: RedisConnectionOptions): Promise<{ connection: RedisConnection; logs: string[] }> {
   const logs: string[] = []
   const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
-  const connection = await RedisConnection.open(server.url, log, { commandTimeoutMs, probeAfterMs: 100, connectTimeoutMs: 5000 })
+  const connection = await RedisConnection.open(url, log, { connectTimeoutMs: 5000, ...options })
   t.teardown(() => connection.close())
+  return { connection, logs }
+}
+
+async function connect(t: Test, commandTimeoutMs = COMMAND_TIMEOUT_MS): Promise<{ server: RedisServer; connection: RedisConnection; logs: string[] }> {
+  const server = await startRedisServer(t)
+  const { connection, logs } = await open(t, server.url, { commandTimeoutMs, probeAfterMs: 100 })
   t.equal(connection.available, true)
   t.teardown(() => server.resume())
   return { server, connection, logs }
@@ -62,10 +68,7 @@ t.test('a Redis that stays frozen: slow after the confirming probe, logged once;
 
 t.test('a client that ioredis ends by itself (no more reconnects) is connected again, as often as it takes', async (t) => {
   const server = await startRedisServer(t)
-  const logs: string[] = []
-  const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
-  const connection = await RedisConnection.open(server.url, log, { maxRetryDelayMs: 50, connectTimeoutMs: 5000 })
-  t.teardown(() => connection.close())
+  const { connection, logs } = await open(t, server.url, { maxRetryDelayMs: 50 })
   for (let i = 0; i < 2; i++) {
     // What the Sentinel race does to it: the client gives up for good, outside close().
     connection.client.disconnect()
@@ -243,10 +246,7 @@ for (const [closeAfterMs, maxRetryDelayMs, commandTimeoutMs] of [
     const server = await startRedisServer(t)
     let gone = false
     const proxy = await tcpProxy(t, server.port, () => (gone ? closeAfterMs : undefined))
-    const logs: string[] = []
-    const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logs.push(String(chunk)), cb()) }))
-    const connection = await RedisConnection.open(proxy.url, log, { commandTimeoutMs, probeAfterMs: 100, connectTimeoutMs: 5000, maxRetryDelayMs })
-    t.teardown(() => connection.close())
+    const { connection, logs } = await open(t, proxy.url, { commandTimeoutMs, probeAfterMs: 100, maxRetryDelayMs })
     t.equal(connection.available, true)
     gone = true
     await server.kill()
