@@ -6,7 +6,7 @@
  *
  * Knobs (environment): BENCH_REPEATS (3), BENCH_DURATION_S (4), BENCH_WARMUP_S (1),
  * BENCH_CONNECTIONS (50), BENCH_SEQUENTIAL (2000), BENCH_BURST (1000) over
- * BENCH_BURST_KEYS (100), BENCH_MISSES (300), BENCH_MEMORY_TOKENS (100000),
+ * BENCH_BURST_KEYS (100), BENCH_MISSES (1000) after BENCH_MISS_WARMUP (500), BENCH_MEMORY_TOKENS (100000),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROWS (comma list of row ids,
  * default all), BENCH_DIST (the build the broker runs from, default dist/), BENCH_CPU_PROF (a directory: the broker processes write V8
  * CPU profiles of their load there; `tsx bench/profile.ts` summarises one). Exits non-zero when a request failed or a
@@ -43,7 +43,9 @@ const CONNECTIONS = env('BENCH_CONNECTIONS', 50)
 const SEQUENTIAL = env('BENCH_SEQUENTIAL', 2000)
 const BURST = env('BENCH_BURST', 1000)
 const BURST_KEYS = env('BENCH_BURST_KEYS', 100)
-const MISSES = env('BENCH_MISSES', 300)
+const MISSES = env('BENCH_MISSES', 1000)
+/** Unmeasured misses through each server first, so a miss is timed on warm (JIT-compiled) code, as in a broker that has served a few hundred. */
+const MISS_WARMUP = env('BENCH_MISS_WARMUP', 500)
 const MEMORY_TOKENS = env('BENCH_MEMORY_TOKENS', 100_000)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const ONLY = process.env.BENCH_ROWS?.split(',').filter((s) => s !== '')
@@ -290,6 +292,16 @@ function noteFailures(what: string, r: LoadResult): void {
 for (const row of hitRows) if (available(row) && row.id !== 'naive') noteFailures(`prime ${row.id}`, await load({ ...sequential(row.url(), row.headers, row.body), amount: 3, warmupS: 0 }))
 
 const bare: Measured[] = []
+/** Two bare runs taken as one: the mean of their rates, latencies and CPU per request. */
+const meanOf = (a: Measured, b: Measured): Measured => ({
+  ok: a.ok + b.ok,
+  failed: a.failed + b.failed,
+  seconds: a.seconds + b.seconds,
+  rps: (a.rps + b.rps) / 2,
+  p50: (a.p50 + b.p50) / 2,
+  p99: (a.p99 + b.p99) / 2,
+  cpuPerRequest: (a.cpuPerRequest + b.cpuPerRequest) / 2,
+})
 const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
 const seqBare: Measured[] = []
 const seqHit: Measured[] = []
@@ -303,16 +315,19 @@ const progress = (what: string): boolean => process.stderr.write(`bench: ${((per
 
 for (let rep = 0; rep < REPEATS; rep++) {
   progress(`repeat ${rep + 1} of ${REPEATS}`)
-  // 50 connections: each row right after its own bare run, so both see the same machine.
+  // 50 connections: each row between two bare runs (before and after), so that a machine whose speed drifts over
+  // seconds weighs on both sides alike; the row's ratios are to the mean of the two.
   for (const row of hitRows) {
     if (!wanted(row.id) || !available(row)) continue
     const spec = throughput(row.url(), row.headers, row.body)
-    const b = await load(bareSpec(spec))
+    const before = await load(bareSpec(spec))
     const r = await load(spec)
-    noteFailures('bare', b)
+    const after = await load(bareSpec(spec))
+    noteFailures('bare', before)
     noteFailures(row.id, r)
-    bare.push(b)
-    paired.set(row.id, [...(paired.get(row.id) ?? []), { row: r, bare: b }])
+    noteFailures('bare', after)
+    bare.push(before, after)
+    paired.set(row.id, [...(paired.get(row.id) ?? []), { row: r, bare: meanOf(before, after) }])
   }
   if (wanted('sequential')) {
     const spec = sequential(urls.memory as string, browser(hsJwt), HIT_BODY)
@@ -345,7 +360,7 @@ for (let rep = 0; rep < REPEATS; rep++) {
   // A miss, one at a time: the upstream alone, then the broker minting through it (a new subject each request).
   if (wanted('miss')) {
     const mintBody = JSON.stringify({ expire_after: 600, max_websockets: 1, allowed_creators: ['streamer1'] })
-    const upstream = await load({
+    const upstreamSpec: LoadSpec = {
       url: sim.url,
       path: `/authentication/jwt?apiKey=${UPSTREAM_KEY}`,
       method: 'POST',
@@ -354,23 +369,29 @@ for (let rep = 0; rep < REPEATS; rep++) {
       connections: 1,
       amount: MISSES,
       warmupS: 0,
+    }
+    const brokerSpec = (prefix: string, amount: number): LoadSpec => ({
+      url: urls.memory as string,
+      path: '/v1/token',
+      method: 'POST',
+      headers: backend,
+      body: API_KEY_BODY,
+      connections: 1,
+      amount,
+      warmupS: 0,
+      vary: { prefix: `${prefix}-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
     })
-    const broker = await timedInside(urls.memory as string, () =>
-      load({
-        url: urls.memory as string,
-        path: '/v1/token',
-        method: 'POST',
-        headers: backend,
-        body: API_KEY_BODY,
-        connections: 1,
-        amount: MISSES,
-        vary: { prefix: `miss-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
-      }),
-    )
+    const proxySpec: LoadSpec = { url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 }
+    if (MISS_WARMUP > 0) {
+      // Each warm-up miss is a key of its own too (another prefix), so every measured request is still a miss.
+      await load({ ...upstreamSpec, amount: MISS_WARMUP })
+      await load(brokerSpec('miss-warmup', MISS_WARMUP))
+      await load({ ...proxySpec, amount: MISS_WARMUP })
+    }
+    const upstream = await load(upstreamSpec)
+    const broker = await timedInside(urls.memory as string, () => load(brokerSpec('miss', MISSES)))
     // The same hop through a plain proxy: what any server in between adds, with none of the broker's work.
-    const proxy = await timedInside(urls.naive as string, () =>
-      load({ url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 }),
-    )
+    const proxy = await timedInside(urls.naive as string, () => load(proxySpec))
     noteFailures('miss upstream', upstream)
     noteFailures('miss broker', broker.result)
     noteFailures('miss proxy', proxy.result)
@@ -394,7 +415,7 @@ const rows: TableRow[] = []
 const rps = (rs: LoadResult[]): string => spread(rs.map((r) => r.rps), fmt.int)
 const cpu = (rs: Measured[]): string => spread(rs.map((r) => r.cpuPerRequest), fmt.us)
 const ms = (rs: LoadResult[], q: 'p50' | 'p99'): string => spread(rs.map((r) => r[q]), fmt.ms)
-rows.push({ section: `${CONNECTIONS} connections, ${DURATION_S} s each; every row paired with a bare run just before it` })
+rows.push({ section: `${CONNECTIONS} connections, ${DURATION_S} s each; every row between two bare runs (before, after) sent its request; ratios to their mean` })
 if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', cpu(bare), '1.00', ''] })
 for (const row of hitRows) {
   if (!wanted(row.id)) continue
@@ -438,7 +459,7 @@ if (misses.length > 0) {
   const px = misses.map((m) => m.proxy)
   const added = misses.map((m) => m.broker.p50 - m.upstream.p50)
   const own = misses.map((m) => m.broker.p50 - m.proxy.p50)
-  rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key` })
+  rows.push({ section: `a miss: one connection, ${MISSES} sequential requests, each a new key, after ${MISS_WARMUP} unmeasured` })
   rows.push({ label: 'upstream (simulator) alone', cells: ['', ms(up, 'p50'), ms(up, 'p99'), '', '', '', '', ''] })
   const inside = (own: number[], upstream: number[]): string => `inside: ${spread(own, fmt.ms)} ms of its own beyond its upstream call (${spread(upstream, fmt.ms)} ms)`
   rows.push({

@@ -33,6 +33,7 @@ t.test('the bench runs end to end and prints its table with every row', { timeou
       BENCH_BURST: '100',
       BENCH_BURST_KEYS: '10',
       BENCH_MISSES: '10',
+      BENCH_MISS_WARMUP: '5',
       BENCH_MEMORY_TOKENS: '2000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
