@@ -317,7 +317,8 @@ for (let rep = 0; rep < REPEATS; rep++) {
   progress(`repeat ${rep + 1} of ${REPEATS}`)
   // 50 connections: each row between two bare runs (before and after), so that a machine whose speed drifts over
   // seconds weighs on both sides alike; the row's ratios are to the mean of the two.
-  for (const row of hitRows) {
+  // The rows' order turns by one each repeat, so that no row is always the one after the other rows' (or a burst's) work.
+  for (const row of [...hitRows.slice(rep % hitRows.length), ...hitRows.slice(0, rep % hitRows.length)]) {
     if (!wanted(row.id) || !available(row)) continue
     const spec = throughput(row.url(), row.headers, row.body)
     const before = await load(bareSpec(spec))
