@@ -226,8 +226,9 @@ export class TokenCache {
         this.#warn(err, 'token store write failed; token served uncached')
       }
       if (stored) return { token, source: 'mint', upstreamMs: minted.upstreamMs }
-      // The subject was purged while this token was in flight: it is neither served nor cached.
-      this.#deps.log.info({ tenant: tenant.id }, 'subject purged during a mint; the token it brought is discarded')
+      // The subject was purged while this token was in flight (or its purges could not be checked: Redis went away or
+      // came back meanwhile): it is neither served nor cached.
+      this.#deps.log.info({ tenant: tenant.id }, 'subject purged during a mint, or its purges could not be checked; the token it brought is discarded')
       generation = await store.generation(key).catch(() => undefined)
     }
     throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The tokens of this subject were revoked during the mint; retry.', {

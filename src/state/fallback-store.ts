@@ -7,16 +7,33 @@ import { withFallback, type RedisHealth } from './health.js'
 const RELEASE_RETRY_MS = 500
 
 /**
+ * Purge generations count apart in Redis and in each local store (a new one at
+ * every recovery). One read from a local store is handed out as a negative
+ * number that carries which local store it was: `-(1 + epoch * EPOCH_SPAN + g)`,
+ * `g` that store's count (below 2^32), `epoch` how many recoveries came before
+ * it; Redis's are never negative (an INCR count).
+ */
+const EPOCH_SPAN = 2 ** 32
+
+/**
  * The shared {@link TokenStore}, falling back to one in this process while
  * Redis is away: reads miss Redis but still find what this replica minted
  * meanwhile, writes and locks land locally, so the replica keeps caching and
  * coalescing its own requests. The local store is dropped when Redis returns:
  * it never saw purges made through other replicas.
+ *
+ * A mint's purge generation is checked only against the count it was read
+ * from (README, "Revocation holds"): a token whose mint began on one side of a
+ * change of store (Redis went away or came back, or a new local store) is
+ * not kept (`set` answers false, so the token cache mints again), because the
+ * purges made since on the other side cannot be known.
  */
 export class FallbackTokenStore implements TokenStore {
   readonly #shared: TokenStore
   readonly #health: RedisHealth
   #local = new MemoryTokenStore({ max: 10_000 })
+  /** Recoveries so far: which local store a local generation was read from. */
+  #epoch = 0
   /** Shared mint locks whose release did not reach Redis, with when each lapses by itself. */
   readonly #unreleased = new Map<MintLock, number>()
   #closing: Promise<void> | undefined
@@ -26,6 +43,7 @@ export class FallbackTokenStore implements TokenStore {
     this.#health = health
     health.onRecover(() => {
       this.#local = new MemoryTokenStore({ max: 10_000 })
+      this.#epoch += 1
       this.#releaseLeftovers()
     })
   }
@@ -68,12 +86,21 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   set(key: TokenKey, value: CachedToken, ttlMs: number, generation?: number): Promise<boolean> {
-    return withFallback(
-      this.#health,
-      () => this.#shared.set(key, value, ttlMs, generation),
-      // The local store never saw the shared generation: it checks its own purges only.
-      () => this.#local.set(key, value, ttlMs),
-    )
+    // A key shared by grant has no subject to purge: kept wherever it lands.
+    if (generation === undefined || key.subject === null) {
+      return withFallback(
+        this.#health,
+        () => this.#shared.set(key, value, ttlMs),
+        () => this.#local.set(key, value, ttlMs),
+      )
+    }
+    // Read from Redis: only Redis can say whether the subject was purged since.
+    if (generation >= 0) return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs, generation), async () => false)
+    // Read from a local store: only that store, and only while Redis is still away (its purges since are unknown).
+    const read = -generation - 1
+    const epoch = Math.floor(read / EPOCH_SPAN)
+    if (this.#health.available || epoch !== this.#epoch) return Promise.resolve(false)
+    return this.#local.set(key, value, ttlMs, read - epoch * EPOCH_SPAN)
   }
 
   async delete(key: TokenKey, token: string): Promise<boolean> {
@@ -82,8 +109,16 @@ export class FallbackTokenStore implements TokenStore {
     return local || shared
   }
 
+  /** Redis's count while it answers; else this process's, as a negative number that names its local store (see {@link EPOCH_SPAN}). */
   generation(key: TokenKey): Promise<number> {
-    return withFallback(this.#health, () => this.#shared.generation(key), () => this.#local.generation(key))
+    return withFallback(this.#health, () => this.#shared.generation(key), () => this.#localGeneration(key))
+  }
+
+  async #localGeneration(key: TokenKey): Promise<number> {
+    if (key.subject === null) return 0
+    const epoch = this.#epoch
+    const count = await this.#local.generation(key)
+    return -(1 + epoch * EPOCH_SPAN + count)
   }
 
   setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {

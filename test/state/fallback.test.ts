@@ -1,4 +1,5 @@
 import t from 'tap'
+import { MemoryTokenStore } from '../../src/cache/memory-store.js'
 import type { CachedToken, MintLock, TokenKey, TokenStore } from '../../src/cache/token-store.js'
 import type { Counters } from '../../src/counters/counters.js'
 import { BrokerError } from '../../src/errors.js'
@@ -86,6 +87,67 @@ t.test('store: a purge that cannot reach Redis is a 503 with Retry-After, after 
   t.ok(err instanceof BrokerError)
   t.match(err, { statusCode: 503, headers: { 'retry-after': 5 } })
   t.equal(await store.get(key), undefined, 'the local copy is gone')
+})
+
+// Purge generations: Redis and this process's store count apart, and a recovery starts a new local store. A mint
+// reads one before it begins and stores its token only if the subject was not purged since (README, "Revocation
+// holds"); a generation must never be checked against a count it was not read from.
+t.test('store: a generation read while Redis was away is not checked against Redis\'s count', async (t) => {
+  const health = fakeHealth()
+  const redis = new MemoryTokenStore() // stands in for Redis: the same generation rules, its own count
+  const store = new FallbackTokenStore(redis, health)
+  health.available = false
+  // Two purges on this replica during the outage (each answered 503): the local count is at 2.
+  for (let i = 0; i < 2; i++) await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  const generation = await store.generation(key) // the mint for alice begins
+  health.recover()
+  // After the recovery alice is purged through another replica, twice: Redis's count is at 2 too.
+  for (let i = 0; i < 2; i++) await redis.purgeSubject('acme', 'alice')
+  t.equal(await store.set(key, token, 10_000, generation), false, 'the token is not kept: Redis\'s purges since the mint began are unknown')
+  t.equal(await store.get(key), undefined, 'and not served')
+})
+
+t.test('store: a generation read from Redis is not checked locally: a token whose store went away is not kept', async (t) => {
+  const health = fakeHealth()
+  const redis = new MemoryTokenStore()
+  const store = new FallbackTokenStore(redis, health)
+  const generation = await store.generation(key) // read from Redis
+  await redis.purgeSubject('acme', 'alice') // another replica purges alice; the purge is answered 204
+  health.available = false // and Redis goes away before this mint stores its token
+  t.equal(await store.set(key, token, 10_000, generation), false, 'not stored locally: only Redis knew of the purge')
+  t.equal(await store.get(key), undefined, 'so the purged subject is not served from local state during the outage')
+  const sharedKey: TokenKey = { ...key, subject: null, grant: 'shared-by-grant' }
+  t.equal(await store.set(sharedKey, token, 10_000, await store.generation(sharedKey)), true, 'a key shared by grant has no purges: kept')
+})
+
+t.test('store: a generation read from one local store is not checked against the next one', async (t) => {
+  const health = fakeHealth()
+  const store = new FallbackTokenStore(brokenStore(), health)
+  health.available = false
+  for (let i = 0; i < 3; i++) await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  const generation = await store.generation(key) // the first local store's count: 3
+  health.recover()
+  health.available = false // a second outage: a new local store, its count from 0
+  await store.purgeSubject('acme', 'alice').catch(() => undefined) // alice purged at 1 there
+  t.equal(await store.set(key, token, 10_000, generation), false)
+  t.equal(await store.get(key), undefined)
+})
+
+t.test('store: within one outage the local generations still work both ways', async (t) => {
+  const health = fakeHealth()
+  const store = new FallbackTokenStore(brokenStore(), health)
+  health.available = false
+  const before = await store.generation(key)
+  t.equal(await store.set(key, token, 10_000, before), true, 'no purge since: kept')
+  t.same(await store.get(key), token)
+  const again = await store.generation(key)
+  await store.purgeSubject('acme', 'alice').catch(() => undefined)
+  t.equal(await store.set(key, token, 10_000, again), false, 'purged here since the read: not kept')
+  t.equal(await store.get(key), undefined)
+  const redis = new MemoryTokenStore()
+  const healthy = new FallbackTokenStore(redis, fakeHealth())
+  t.equal(await healthy.set(key, token, 10_000, await healthy.generation(key)), true, 'and with Redis up, Redis\'s own check as before')
+  t.same(await redis.get(key), token)
 })
 
 t.test('store: a shared mint lock whose release cannot reach Redis is released when Redis returns', async (t) => {
