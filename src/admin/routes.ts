@@ -84,11 +84,12 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
       async (request, reply) => {
         const tenant = tenantOr404(request.params.id)
         // The purge moves the subject's generation on even with nothing cached: a mint in flight is revoked too.
+        // 404 only when there was nothing to revoke: no token cached, no mint in flight here or (shared store) on another replica.
         const purged = await store.purgeSubject(tenant.id, request.params.subject)
-        if (purged === 0 && !tokens.mintingFor(tenant.id, request.params.subject)) {
+        if (purged.tokens === 0 && !purged.minting && !tokens.mintingFor(tenant.id, request.params.subject)) {
           throw new BrokerError('NOT_FOUND', 'No cached tokens for that subject.')
         }
-        audit.adminChange('tokens.purge', tenant.id, { tokens: purged })
+        audit.adminChange('tokens.purge', tenant.id, { tokens: purged.tokens })
         return reply.code(204).send()
       },
     )

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type TokenKey, type TokenStore } from './token-store.js'
+import { tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type Purged, type TokenKey, type TokenStore } from './token-store.js'
 
 const ALWAYS: MintLock = { release: async () => {} }
 
@@ -90,12 +90,13 @@ export class MemoryTokenStore implements TokenStore {
     return this.#lru.delete(id)
   }
 
-  async purgeSubject(tenantId: string, subject: string): Promise<number> {
+  /** Its lock is always granted (single flight is the token cache's, which knows its own mints in flight): `minting` is false. */
+  async purgeSubject(tenantId: string, subject: string): Promise<Purged> {
     const prefix = tokenKeyId({ tenantId, subject, grant: '' })
     this.#purged.set(prefix, ++this.#generation)
-    let purged = 0
-    for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix) && this.#lru.delete(k)) purged += 1
-    return purged
+    let tokens = 0
+    for (const k of [...this.#lru.keys()]) if (k.startsWith(prefix) && this.#lru.delete(k)) tokens += 1
+    return { tokens, minting: false }
   }
 
   async generation(key: TokenKey): Promise<number> {

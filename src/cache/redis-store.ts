@@ -6,7 +6,7 @@ import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { hashName, ValueSealer, type CacheKeys } from './crypto.js'
 import { ERRORS } from '../errors.js'
-import type { CachedToken, Landed, MintFailure, MintLock, ReadAlongLookup, TokenKey, TokenStore } from './token-store.js'
+import type { CachedToken, Landed, MintFailure, MintLock, Purged, ReadAlongLookup, TokenKey, TokenStore } from './token-store.js'
 
 /*
  * Key layout (everything one script touches shares a Cluster hash slot):
@@ -15,6 +15,7 @@ import type { CachedToken, Landed, MintFailure, MintLock, ReadAlongLookup, Token
  *   {prefix}{<tenant>:s:<subjectHash>}:fail:<grantHash>  sealed failure of the last mint, PX = 1 s
  *   {prefix}{<tenant>:s:<subjectHash>}:idx               set of that subject's token keys
  *   {prefix}{<tenant>:s:<subjectHash>}:gen               purge generation (INCR by each purge)
+ *   {prefix}{<tenant>:s:<subjectHash>}:mint              set of that subject's mint lock keys (a purge tells a mint in flight)
  *   {prefix}{<tenant>:g:<grantHash>}:tok / :lock / :fail  tokens shared by grant (no subject)
  * Purge deletes the tokens the per-subject index names at once (a purge is
  * often a revocation) and moves the generation on; a mint reads the
@@ -32,7 +33,9 @@ redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`
 
-// KEYS: index, generation. The generation outlives any mint in flight by far (a day).
+// KEYS: index, generation, mint-lock set. The generation outlives any mint in flight by far (a day).
+// Answers {tokens deleted, 1 when a mint lock of the subject is held (a mint in flight on any replica) else 0};
+// lock keys that lapsed or were released are dropped from the set on the way.
 const PURGE = `
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], 86400000)
@@ -40,15 +43,31 @@ local members = redis.call('SMEMBERS', KEYS[1])
 local purged = 0
 for i = 1, #members do purged = purged + redis.call('DEL', members[i]) end
 redis.call('DEL', KEYS[1])
-return purged`
+local minting = 0
+local locks = redis.call('SMEMBERS', KEYS[3])
+for i = 1, #locks do
+  if redis.call('EXISTS', locks[i]) == 1 then minting = 1 else redis.call('SREM', KEYS[3], locks[i]) end
+end
+return {purged, minting}`
+
+// KEYS: lock, mint-lock set. ARGV: owner, ttl (ms). 1 when taken (and named in the subject's set), 0 when held by another.
+const LOCK_NAMED = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`
 
 // KEYS: token. ARGV: the sealed value seen, to delete only that one.
 const DELETE_IF = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+// KEYS: lock[, mint-lock set]. ARGV: owner. Compare-and-delete, and the lock's name out of its subject's set.
 const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if KEYS[2] then redis.call('SREM', KEYS[2], KEYS[1]) end
+  return redis.call('DEL', KEYS[1])
+end
 return 0`
 
 // KEYS: token, lock, failure. 1 and the value when the token landed, 2 and the failure, 0 while the lock is held, -1 when none.
@@ -77,6 +96,8 @@ interface Names {
   index: string | undefined
   /** Purge generation of the subject (undefined when shared by grant). */
   generation: string | undefined
+  /** The subject's set of mint lock keys (undefined when shared by grant). */
+  mintLocks: string | undefined
   /** The slot and grant a sealed value is bound to. */
   context: string
 }
@@ -95,8 +116,10 @@ export class RedisTokenStore implements TokenStore {
   readonly #prefix: string
   readonly #pollMs: number
   readonly #setIndexed: RedisScript<number>
-  readonly #purge: RedisScript<number>
+  readonly #purge: RedisScript<[number, number]>
   readonly #release: RedisScript<number>
+  readonly #releaseNamed: RedisScript<number>
+  readonly #lockNamed: RedisScript<number>
   readonly #poll: RedisScript<[number, string?]>
   readonly #deleteIf: RedisScript<number>
   #closed = false
@@ -108,8 +131,10 @@ export class RedisTokenStore implements TokenStore {
     this.#prefix = options.prefix ?? 'tkb:'
     this.#pollMs = Math.min(options.pollMs ?? 20, 25)
     this.#setIndexed = defineScript(this.#redis, 'tkbTokenSetGen', 4, SET_INDEXED)
-    this.#purge = defineScript(this.#redis, 'tkbTokenPurgeGen', 2, PURGE)
+    this.#purge = defineScript(this.#redis, 'tkbTokenPurgeMint', 3, PURGE)
     this.#release = defineScript(this.#redis, 'tkbLockRelease', 1, RELEASE)
+    this.#releaseNamed = defineScript(this.#redis, 'tkbLockReleaseNamed', 2, RELEASE)
+    this.#lockNamed = defineScript(this.#redis, 'tkbLockNamed', 2, LOCK_NAMED)
     this.#poll = defineScript(this.#redis, 'tkbTokenPoll3', 3, POLL)
     this.#deleteIf = defineScript(this.#redis, 'tkbTokenDeleteIf', 1, DELETE_IF)
   }
@@ -123,7 +148,7 @@ export class RedisTokenStore implements TokenStore {
     if (key.subject === null) {
       const slot = `${this.#prefix}{${key.tenantId}:g:${grant}}`
       const context = slot.slice(this.#prefix.length)
-      return { token: `${slot}:tok`, lock: `${slot}:lock`, failure: `${slot}:fail`, index: undefined, generation: undefined, context }
+      return { token: `${slot}:tok`, lock: `${slot}:lock`, failure: `${slot}:fail`, index: undefined, generation: undefined, mintLocks: undefined, context }
     }
     const slot = this.#subjectSlot(key.tenantId, key.subject)
     return {
@@ -132,6 +157,7 @@ export class RedisTokenStore implements TokenStore {
       failure: `${slot}:fail:${grant}`,
       index: `${slot}:idx`,
       generation: `${slot}:gen`,
+      mintLocks: `${slot}:mint`,
       context: `${slot.slice(this.#prefix.length)}:${grant}`,
     }
   }
@@ -171,9 +197,10 @@ export class RedisTokenStore implements TokenStore {
     return (await this.#deleteIf([names.token], [sealed])) === 1
   }
 
-  async purgeSubject(tenantId: string, subject: string): Promise<number> {
+  async purgeSubject(tenantId: string, subject: string): Promise<Purged> {
     const slot = this.#subjectSlot(tenantId, subject)
-    return this.#purge([`${slot}:idx`, `${slot}:gen`], [])
+    const [tokens, minting] = await this.#purge([`${slot}:idx`, `${slot}:gen`, `${slot}:mint`], [])
+    return { tokens, minting: minting === 1 }
   }
 
   async generation(key: TokenKey): Promise<number> {
@@ -194,17 +221,19 @@ export class RedisTokenStore implements TokenStore {
     return this.#landed(token === null ? 2 : 1, token ?? failure ?? undefined, names)
   }
 
+  /** A subject's lock is also named in the subject's set, so that a purge on any replica knows a mint is in flight. */
   async acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
-    const { lock } = this.#names(key)
+    const { lock, mintLocks } = this.#names(key)
     const owner = randomBytes(16).toString('base64url')
-    const ok = await this.#redis.set(lock, owner, 'PX', Math.max(1, Math.floor(ttlMs)), 'NX')
-    if (ok !== 'OK') return null
+    const ttl = Math.max(1, Math.floor(ttlMs))
+    const taken = mintLocks === undefined ? (await this.#redis.set(lock, owner, 'PX', ttl, 'NX')) === 'OK' : (await this.#lockNamed([lock, mintLocks], [owner, ttl])) === 1
+    if (!taken) return null
     let released: Promise<void> | undefined
     return {
       // Compare-and-delete: a holder whose lock expired must not free the next holder's.
       // Released once; a release that failed (Redis away) may be sent again.
       release: () =>
-        (released ??= this.#release([lock], [owner]).then(
+        (released ??= (mintLocks === undefined ? this.#release([lock], [owner]) : this.#releaseNamed([lock, mintLocks], [owner])).then(
           () => undefined,
           (err: unknown) => {
             released = undefined

@@ -35,6 +35,13 @@ export interface MintLock {
   release(): Promise<void>
 }
 
+/** What a purge found: the tokens it deleted, and whether a mint for the subject was in flight (it is revoked too). */
+export interface Purged {
+  tokens: number
+  /** True when a mint for the subject held the store's mint lock (a shared store's: on any replica). */
+  minting: boolean
+}
+
 /**
  * The token cache's storage: in memory for one process, in Redis for many.
  * Every implementation passes `test/cache/token-store.contract.ts`.
@@ -63,9 +70,10 @@ export interface TokenStore {
   /**
    * Forgets every token cached for one subject of a tenant and moves its purge
    * generation on, so that a mint in flight cannot store its token afterwards;
-   * answers how many tokens there were.
+   * answers how many tokens there were, and whether a mint for the subject held
+   * this store's mint lock at that moment (a shared store: on any replica).
    */
-  purgeSubject(tenantId: string, subject: string): Promise<number>
+  purgeSubject(tenantId: string, subject: string): Promise<Purged>
   /** The purge generation of the key's subject (0 for a key shared by grant or a subject never purged). */
   generation(key: TokenKey): Promise<number>
   /** Leaves a failed mint's answer under the key for `ttlMs`, for the requests waiting on it here and on other replicas. */

@@ -1,5 +1,5 @@
 import { MemoryTokenStore } from '../cache/memory-store.js'
-import type { CachedToken, Landed, MintFailure, MintLock, ReadAlongLookup, TokenKey, TokenStore } from '../cache/token-store.js'
+import type { CachedToken, Landed, MintFailure, MintLock, Purged, ReadAlongLookup, TokenKey, TokenStore } from '../cache/token-store.js'
 import { BrokerError } from '../errors.js'
 import { withFallback, type RedisHealth } from './health.js'
 
@@ -130,14 +130,14 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   /** Purges both stores. Without Redis the shared tokens cannot be purged: a 503, never a silent success. */
-  async purgeSubject(tenantId: string, subject: string): Promise<number> {
+  async purgeSubject(tenantId: string, subject: string): Promise<Purged> {
     const local = await this.#local.purgeSubject(tenantId, subject)
-    const shared = await withFallback<number | undefined>(
+    const shared = await withFallback<Purged | undefined>(
       this.#health,
       () => this.#shared.purgeSubject(tenantId, subject),
       async () => undefined,
     )
-    if (shared !== undefined) return local + shared
+    if (shared !== undefined) return { tokens: local.tokens + shared.tokens, minting: local.minting || shared.minting }
     throw new BrokerError('UPSTREAM_UNAVAILABLE', 'The shared token cache (Redis) is unavailable; the purge did not reach it. Retry.', {
       headers: { 'retry-after': 5 },
     })

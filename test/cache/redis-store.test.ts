@@ -28,8 +28,8 @@ t.test('at rest: values are compact JWE, key names hold no subject, grant or tok
   await store.acquireMintLock(alice, 10_000)
   await store.set({ ...alice, subject: null }, minted, 10_000)
   const names = await scanKeys(redis, prefix)
-  t.equal(names.length, 4, 'subject token, index, lock, shared token')
-  t.equal(await assertNothingInClear(t, redis, [minted.token, 'secret-payload', 'alice', 'streamer1', API_KEY], prefix), 4)
+  t.equal(names.length, 5, 'subject token, index, lock, the set naming the lock, shared token')
+  t.equal(await assertNothingInClear(t, redis, [minted.token, 'secret-payload', 'alice', 'streamer1', API_KEY], prefix), 5)
   const [tokenKey] = names.filter((n) => n.includes(':tok:'))
   const sealed = (await redis.get(tokenKey as string)) as string
   t.match(sealed, /^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/, 'compact JWE with dir: an empty encrypted key')
@@ -100,7 +100,7 @@ t.test('a mint lock whose release failed (Redis away) can be released again once
   await t.rejects(lock?.release() ?? Promise.resolve(), 'no connection: the release fails')
   await ended
   await redis.connect()
-  t.equal((await scanKeys(admin, prefix)).length, 1, 'the lock is still held')
+  t.equal((await scanKeys(admin, prefix)).length, 2, 'the lock is still held (and named in its subject\'s set)')
   await lock?.release()
   t.equal((await scanKeys(admin, prefix)).length, 0, 'released on the second try')
   t.equal(await store.acquireMintLock(alice, 10_000).then((l) => l !== null), true, 'and free for the next holder')

@@ -56,13 +56,13 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
       await store.set(key('bob'), token('3'), 10_000)
       await store.set(key('alice', 'a1|1|600', 'other'), token('4'), 10_000)
       await store.set(key(null), token('5'), 10_000)
-      t.equal(await store.purgeSubject('acme', 'alice'), 2, 'answers how many tokens it purged')
+      t.same(await store.purgeSubject('acme', 'alice'), { tokens: 2, minting: false }, 'answers how many tokens it purged')
       t.equal(await store.get(key('alice')), undefined)
       t.equal(await store.get(key('alice', 'a2|1|600')), undefined)
       t.ok(await store.get(key('bob')), 'another subject kept')
       t.ok(await store.get(key('alice', 'a1|1|600', 'other')), 'same subject in another tenant kept')
       t.ok(await store.get(key(null)), 'tokens shared by grant kept')
-      t.equal(await store.purgeSubject('acme', 'nobody'), 0)
+      t.same(await store.purgeSubject('acme', 'nobody'), { tokens: 0, minting: false })
       await store.set(key('alice'), token('again'), 10_000)
       t.ok(await store.get(key('alice')), 'the subject caches again after a purge')
     })
@@ -79,6 +79,24 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
         const again = await store.acquireMintLock(key('alice'), 5000)
         t.ok(again, 'free again after release (released twice, harmlessly)')
         await again?.release()
+      })
+
+      t.test("a purge tells whether a mint for the subject holds the lock (on any replica), and the lock stays held", async (t) => {
+        // The store keeps no note of its own locks: what its purge sees is what any replica's would.
+        const store = await makeStore(t)
+        const other = store
+        const lock = await store.acquireMintLock(key('alice', 'a2|1|600'), 5000)
+        const shared = await store.acquireMintLock(key(null), 5000) // a key shared by grant: no subject to purge
+        t.same(await other.purgeSubject('acme', 'alice'), { tokens: 0, minting: true }, 'a mint in flight elsewhere is something to purge')
+        t.same(await other.purgeSubject('acme', 'bob'), { tokens: 0, minting: false }, "another subject's mint is not")
+        t.equal(await other.acquireMintLock(key('alice', 'a2|1|600'), 5000), null, 'the purge did not free the lock: the mint stays single')
+        await lock?.release()
+        await shared?.release()
+        t.same(await other.purgeSubject('acme', 'alice'), { tokens: 0, minting: false }, 'released: nothing in flight')
+        const lapsing = await store.acquireMintLock(key('alice'), 50)
+        t.ok(lapsing)
+        await sleep(100)
+        t.same(await other.purgeSubject('acme', 'alice'), { tokens: 0, minting: false }, 'a lock that lapsed (its holder gone) is not a mint in flight')
       })
 
       t.test('a lock expires after its ttl, and only its owner may release it', async (t) => {
@@ -141,7 +159,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
       const before = await store.generation(key('alice'))
       t.equal(await store.set(key('alice'), token('ok'), 10_000, before), true, 'stored while the generation holds')
       const inFlight = await store.generation(key('alice'))
-      t.equal(await store.purgeSubject('acme', 'alice'), 1)
+      t.same(await store.purgeSubject('acme', 'alice'), { tokens: 1, minting: false })
       t.ok((await store.generation(key('alice'))) > inFlight, 'the generation moved on')
       t.equal(await store.set(key('alice'), token('stale'), 10_000, inFlight), false, 'refused: minted before the purge')
       t.equal(await store.get(key('alice')), undefined, 'and nothing stored')

@@ -108,6 +108,22 @@ for (const mode of ['memory', 'redis'] as const) {
     t.not(again.body.data.token, (stale.body as any).data.token)
   })
 
+  t.test(`${mode}: a purge with nothing cached answers 204 while a mint for the subject is in flight on either replica, 404 otherwise`, async (t) => {
+    const { up, a, b } = await two(t)
+    const now = () => Math.floor(Date.now() / 1000)
+    t.equal(await b.purge('alice'), 404, 'nothing cached, nothing in flight')
+    const inFlight = a.token('alice')
+    const call = await up.next()
+    t.equal(await b.purge('alice'), 204, 'a mint in flight, on this replica or another, is something to purge')
+    t.equal(await b.purge('bob'), 404, "another subject's mint is not")
+    call.answer(tokenAnswer(now(), 600))
+    ;(await up.next()).answer(tokenAnswer(now(), 600))
+    t.equal((await inFlight).status, 200)
+    t.equal(up.calls, 2, 'and it was revoked: minted again')
+    t.equal(await b.purge('alice'), 204, 'the token minted after the purge is cached')
+    t.equal(await b.purge('alice'), 404, 'and after the mint, nothing is left in flight')
+  })
+
   t.test(`${mode}: fault 10 — rejected_token drops exactly that cached token and mints once`, async (t) => {
     const { up, a, b } = await two(t)
     const now = () => Math.floor(Date.now() / 1000)

@@ -57,9 +57,9 @@ export function tokenStoreSuite(t: Test, backend: RedisBackend): void {
     }
     await store.acquireMintLock({ tenantId: 'acme', subject: 'alice', grant: 'a1|1|600' }, 10_000)
     const tags = (await backend.keys(redis, prefix)).map((k) => /\{([^}]+)\}/.exec(k)?.[1])
-    t.equal(tags.length, 4 * 3 + 1, 'two tokens and an index per subject, one lock')
+    t.equal(tags.length, 4 * 3 + 2, 'two tokens and an index per subject, one lock and the set that names it')
     t.equal(new Set(tags).size, 4, 'one tag per subject')
-    t.equal(await store.purgeSubject('acme', 'alice'), 2, 'the purge script reaches every key of its subject')
+    t.same(await store.purgeSubject('acme', 'alice'), { tokens: 2, minting: true }, 'the purge script reaches every key of its subject, the lock too')
   })
 }
 
