@@ -98,7 +98,10 @@ export async function startBrokers(opts: { count: number; upstreamUrl: string; t
   return brokers
 }
 
-async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+/** Room for a loaded CI machine starting several brokers at once (a broker alone starts in well under a second); only a failure waits this long. */
+const START_TIMEOUT_MS = 30_000
+
+async function waitHealthy(url: string, child: ChildProcess, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   let output = ''
   child.stdout?.on('data', (d) => (output += d))
   child.stderr?.on('data', (d) => (output += d))
