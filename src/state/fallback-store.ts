@@ -26,7 +26,9 @@ const EPOCH_SPAN = 2 ** 32
  * from (README, "Revocation holds"): a token whose mint began on one side of a
  * change of store (Redis went away or came back, or a new local store) is
  * not kept (`set` answers false, so the token cache mints again), because the
- * purges made since on the other side cannot be known.
+ * purges made since on the other side cannot be known. One exception: read
+ * locally, Redis back, and Redis holds no purge of the subject (its generation
+ * is 0: a purge meanwhile would have moved it): kept in Redis.
  */
 export class FallbackTokenStore implements TokenStore {
   readonly #shared: TokenStore
@@ -96,10 +98,13 @@ export class FallbackTokenStore implements TokenStore {
     }
     // Read from Redis: only Redis can say whether the subject was purged since.
     if (generation >= 0) return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs, generation), async () => false)
-    // Read from a local store: only that store, and only while Redis is still away (its purges since are unknown).
+    // Read from a local store while Redis was away, and Redis is back: its purges since the mint began are unknown,
+    // unless it holds none for the subject at all (generation 0, checked in the same script as the write).
+    if (this.#health.available) return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs, 0), async () => false)
+    // Redis still away: checked against the local store it was read from; a later one's count is another count.
     const read = -generation - 1
     const epoch = Math.floor(read / EPOCH_SPAN)
-    if (this.#health.available || epoch !== this.#epoch) return Promise.resolve(false)
+    if (epoch !== this.#epoch) return Promise.resolve(false)
     return this.#local.set(key, value, ttlMs, read - epoch * EPOCH_SPAN)
   }
 

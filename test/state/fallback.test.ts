@@ -107,6 +107,19 @@ t.test('store: a generation read while Redis was away is not checked against Red
   t.equal(await store.get(key), undefined, 'and not served')
 })
 
+t.test('store: a generation read while Redis was away, Redis back: kept when Redis holds no purge of the subject', async (t) => {
+  const health = fakeHealth()
+  const redis = new MemoryTokenStore()
+  const store = new FallbackTokenStore(redis, health)
+  await redis.purgeSubject('acme', 'bob') // another subject's purges do not matter
+  health.available = false
+  await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  const generation = await store.generation(key)
+  health.recover()
+  t.equal(await store.set(key, token, 10_000, generation), true, 'Redis never saw alice purged, so no purge came during the mint: kept, no extra mint')
+  t.same(await redis.get(key), token, 'in Redis')
+})
+
 t.test('store: a generation read from Redis is not checked locally: a token whose store went away is not kept', async (t) => {
   const health = fakeHealth()
   const redis = new MemoryTokenStore()
