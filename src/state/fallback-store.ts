@@ -16,6 +16,14 @@ const RELEASE_RETRY_MS = 500
 const EPOCH_SPAN = 2 ** 32
 
 /**
+ * How long a mint's purge check waits for a suspicion of Redis (one failed
+ * command, a dropped connection) to be decided before it settles for local
+ * state (ms): a probe's answer or ioredis's reconnect usually takes a round
+ * trip, and a mint thrown away costs an upstream call.
+ */
+const DECISION_WAIT_MS = 500
+
+/**
  * The shared {@link TokenStore}, falling back to one in this process while
  * Redis is away: reads miss Redis but still find what this replica minted
  * meanwhile, writes and locks land locally, so the replica keeps caching and
@@ -97,15 +105,42 @@ export class FallbackTokenStore implements TokenStore {
       )
     }
     // Read from Redis: only Redis can say whether the subject was purged since.
-    if (generation >= 0) return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs, generation), async () => false)
+    if (generation >= 0) return this.#setChecked(key, value, ttlMs, generation)
     // Read from a local store while Redis was away, and Redis is back: its purges since the mint began are unknown,
     // unless it holds none for the subject at all (generation 0, checked in the same script as the write).
-    if (this.#health.available) return withFallback(this.#health, () => this.#shared.set(key, value, ttlMs, 0), async () => false)
+    if (this.#health.available) return this.#setChecked(key, value, ttlMs, 0)
     // Redis still away: checked against the local store it was read from; a later one's count is another count.
     const read = -generation - 1
     const epoch = Math.floor(read / EPOCH_SPAN)
     if (epoch !== this.#epoch) return Promise.resolve(false)
     return this.#local.set(key, value, ttlMs, read - epoch * EPOCH_SPAN)
+  }
+
+  /**
+   * Redis's write with its generation check. When the write does not go
+   * through (Redis away, suspect, or refusing writes: MISCONF, OOM), only Redis
+   * can still say whether a purge came: once a suspicion is decided, its count
+   * is read again. Unchanged: no purge came, so the write is tried once more,
+   * and if Redis still refuses it the error is thrown (the token cache serves
+   * the token uncached). Changed, or Redis away: false (not kept, minted again).
+   */
+  async #setChecked(key: TokenKey, value: CachedToken, ttlMs: number, generation: number): Promise<boolean> {
+    if (this.#health.available) {
+      try {
+        return await this.#shared.set(key, value, ttlMs, generation)
+      } catch (err) {
+        this.#health.noteFailure(err)
+      }
+    }
+    await this.#health.decided?.(DECISION_WAIT_MS)
+    if (!this.#health.available) return false
+    if ((await this.#shared.generation(key).catch(() => undefined)) !== generation) return false
+    try {
+      return await this.#shared.set(key, value, ttlMs, generation)
+    } catch (err) {
+      this.#health.noteFailure(err)
+      throw err
+    }
   }
 
   async delete(key: TokenKey, token: string): Promise<boolean> {
@@ -115,8 +150,20 @@ export class FallbackTokenStore implements TokenStore {
   }
 
   /** Redis's count while it answers; else this process's, as a negative number that names its local store (see {@link EPOCH_SPAN}). */
-  generation(key: TokenKey): Promise<number> {
-    return withFallback(this.#health, () => this.#shared.generation(key), () => this.#localGeneration(key))
+  async generation(key: TokenKey): Promise<number> {
+    // A mint whose generation comes from Redis can be checked by Redis when it lands (see #setChecked): while Redis is
+    // merely suspect, before or because of this read, wait a moment for the decision and ask once more.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!this.#health.available) await this.#health.decided?.(DECISION_WAIT_MS)
+      if (!this.#health.available) break
+      try {
+        return await this.#shared.generation(key)
+      } catch (err) {
+        this.#health.noteFailure(err)
+        if (this.#health.decided === undefined) break
+      }
+    }
+    return this.#localGeneration(key)
   }
 
   async #localGeneration(key: TokenKey): Promise<number> {

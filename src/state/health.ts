@@ -9,6 +9,12 @@ export interface RedisHealth {
   noteFailure(err: unknown): void
   /** Calls `listener` each time Redis becomes available again after an outage. */
   onRecover(listener: () => void): void
+  /**
+   * Resolves once a suspicion (a command just failed, or the connection just
+   * dropped) is decided either way, or after `maxMs` (ms); at once when Redis
+   * is not merely suspect. Never rejects. Where absent, nothing is waited for.
+   */
+  decided?(maxMs: number): Promise<void>
 }
 
 /**

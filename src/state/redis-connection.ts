@@ -84,6 +84,8 @@ export class RedisConnection implements RedisHealth {
   #runId: string | undefined
   #closing: Promise<void> | undefined
   #lastErrorLog = -Infinity
+  /** Waiters for the current suspicion's decision (see {@link decided}). */
+  readonly #deciding = new Set<() => void>()
 
   constructor(target: RedisTarget | string, log: FastifyBaseLogger, options: RedisConnectionOptions = {}) {
     const t: RedisTarget = typeof target === 'string' ? { kind: 'url', url: target, tls: false } : target
@@ -149,6 +151,28 @@ export class RedisConnection implements RedisHealth {
     this.#recover.add(listener)
   }
 
+  /**
+   * Resolves once Redis is no longer only suspect (a probe or the reconnect
+   * decided, whichever way), or after `maxMs` (ms), whichever comes first; at
+   * once when it is not suspect. Never rejects.
+   */
+  decided(maxMs: number): Promise<void> {
+    if (this.#availability.condition !== 'suspect' || this.#closing !== undefined) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#deciding.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, maxMs)
+      this.#deciding.add(done)
+    })
+  }
+
+  #decide(): void {
+    for (const done of [...this.#deciding]) done()
+  }
+
   /** `/readyz`: a write (SET with PX on this process's health key), bounded by the command timeout. */
   readonly readiness: ReadinessCheck = async () => {
     const condition = this.#availability.condition
@@ -169,6 +193,7 @@ export class RedisConnection implements RedisHealth {
       clearTimeout(this.#probe)
       clearTimeout(this.#grace)
       this.#settle()
+      this.#decide()
       if (this.client.status === 'ready') {
         await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())])
       }
@@ -318,6 +343,8 @@ export class RedisConnection implements RedisHealth {
     if (to !== 'suspect') {
       clearTimeout(this.#grace)
       this.#grace = undefined
+      // Its waiters resume after this change is applied (a promise's continuation runs later).
+      this.#decide()
     }
     const fields = { redis: this.target, ...(err !== undefined && { reason: messageOf(err) }) }
     if (to === 'up') {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { startRedisServer } from '../helpers/redis.js'
 import { startScriptedUpstream, tokenAnswer } from '../helpers/scripted-upstream.js'
 import { mintBroker } from '../mint/harness.js'
@@ -31,4 +32,21 @@ t.test('a purge that reached Redis during a mint, then Redis gone before it land
   t.equal(up.calls, 3, 'minted again once')
   const later = await a.token('alice')
   t.not(later.body.data.token, (stale.body as { data: { token: string } }).data.token, 'nor is the pre-purge token served from local memory later in the outage')
+})
+
+// A Redis that answers reads but refuses writes (OOM here; MISCONF after a failed RDB save is the same) is no outage:
+// the connection stays available and each refused call falls back. Nobody purged, so the token is served after one mint.
+t.test('Redis refusing writes (OOM), nobody purged: 200 after one mint, not three mints and a 503', async (t) => {
+  const server = await startRedisServer(t)
+  const up = await startScriptedUpstream(t)
+  const a = await mintBroker(t, up.url, { redis: { url: server.url, prefix: `tkb:test:oom:${process.pid}:` } })
+  const admin = new Redis(server.url)
+  t.teardown(() => void admin.disconnect())
+  await admin.config('SET', 'maxmemory-policy', 'noeviction')
+  await admin.config('SET', 'maxmemory', '1')
+  const now = () => Math.floor(Date.now() / 1000)
+  up.autoAnswer(() => tokenAnswer(now(), 600))
+  const res = await a.token('alice')
+  t.equal(res.status, 200, 'served')
+  t.equal(up.calls, 1, 'after one upstream mint')
 })
