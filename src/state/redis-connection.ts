@@ -30,6 +30,9 @@ const HEALTH_TTL_MS = 30_000
 
 // Answers that mean "no writable primary here right now": an outage, not a failed call.
 const REPLICA = /^(READONLY|MASTERDOWN|NOREPLICAS)\b|can't write against a read only replica/
+// Answers of a primary that refuses writes for now: MISCONF (an RDB save failed, `stop-writes-on-bgsave-error`), OOM
+// (`maxmemory` reached under `noeviction`). An outage too: every token written would be lost, every miss a mint.
+const WRITES_REFUSED = /^(MISCONF|OOM)\b/
 const NO_PRIMARY = /^(CLUSTERDOWN|LOADING|TRYAGAIN)\b|isn't writeable|isn't ready|Connection is closed|All sentinels are unreachable|ECONNREFUSED|ECONNRESET|EPIPE/
 
 // A write that never reached Redis because this connection is closing or closed (ioredis's own messages): no news about Redis itself.
@@ -41,7 +44,7 @@ const TIMED_OUT = new RegExp(COMMAND_TIMED_OUT, 'i')
 /** What a failed write says about Redis. */
 function conditionOf(err: unknown): Condition {
   const message = messageOf(err)
-  return REPLICA.test(message) ? 'replica' : TIMED_OUT.test(message) ? 'slow' : 'down'
+  return REPLICA.test(message) || WRITES_REFUSED.test(message) ? 'replica' : TIMED_OUT.test(message) ? 'slow' : 'down'
 }
 
 /**
@@ -136,7 +139,7 @@ export class RedisConnection implements RedisHealth {
   noteFailure(err: unknown): void {
     if (!this.available) return
     const message = messageOf(err)
-    if (TIMED_OUT.test(message) || REPLICA.test(message) || NO_PRIMARY.test(message)) {
+    if (TIMED_OUT.test(message) || REPLICA.test(message) || WRITES_REFUSED.test(message) || NO_PRIMARY.test(message)) {
       // Suspect: local state for now (no request waits on a Redis that may be slow); a write sent now decides.
       this.#apply(this.#availability.suspect())
       void this.#verify()
@@ -202,8 +205,16 @@ export class RedisConnection implements RedisHealth {
     return this.#closing
   }
 
+  /** The writes are refused by a primary (MISCONF, OOM), not by a replica: the last error says which. */
+  #refusesAsPrimary(): boolean {
+    return this.#reason !== undefined && WRITES_REFUSED.test(this.#reason)
+  }
+
   #unready(condition: Condition): string {
-    const why = condition === 'replica' ? 'writes refused (a replica; waiting for a primary)' : condition === 'slow' ? 'not answering in time' : 'not connected'
+    const why =
+      condition === 'replica' ? (this.#refusesAsPrimary() ? 'writes refused' : 'writes refused (a replica; waiting for a primary)')
+      : condition === 'slow' ? 'not answering in time'
+      : 'not connected'
     return `redis: unavailable, ${why} [${this.target}]${this.#reason !== undefined ? `: ${this.#reason}` : ''}`
   }
 
@@ -362,6 +373,8 @@ export class RedisConnection implements RedisHealth {
     this.#settle()
     if (to === 'slow') {
       this.#log.warn(fields, 'redis is not answering in time; using local state until it does')
+    } else if (to === 'replica' && this.#refusesAsPrimary()) {
+      this.#log.warn(fields, 'redis unavailable: it refuses writes (MISCONF or OOM); using local state until a write goes through')
     } else if (to === 'replica') {
       this.#log.warn(fields, 'redis unavailable: it refuses writes (a replica, READONLY); using local state until a primary is found')
     } else {

@@ -7,9 +7,9 @@ import { tenantSchema } from '../../src/config/tenant-schema.js'
 import { FallbackTokenStore } from '../../src/state/fallback-store.js'
 import type { RedisHealth } from '../../src/state/health.js'
 
-// The purge check across Redis faults must not cost upstream calls the README does not admit: a single slow answer or a
-// Redis that refuses writes (MISCONF after a failed RDB save, OOM) is no outage, and no purge came. (Cases from a review
-// of 4b594b8: each cost 2-3 mints, or a 503, before the fix.)
+// The purge check across Redis faults must not cost upstream calls the README does not admit: a single slow answer, or
+// a write Redis refuses with an error reply that is no outage (MISCONF and OOM are outages since; any other refusal),
+// while no purge came. (Cases from a review of 4b594b8: each cost 2-3 mints, or a 503, before the fix.)
 
 /**
  * A health with RedisConnection's rules: a timeout makes Redis suspect (unavailable) and sends a probe at once, which
@@ -69,7 +69,8 @@ function redisLike(faults: Partial<Record<'set' | 'generation', { message: strin
 
 const tenant = { id: 'acme', ...tenantSchema.parse({ auth: { apiKeys: [`sha256:${'0'.repeat(64)}`] } }) }
 const grant = { tenantId: 'acme', subject: 'alice', creators: ['a1'], maxWebsockets: 1, expireAfter: 600 }
-const MISCONF = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk"
+/** An error reply to a write that the connection does not take for an outage. */
+const REFUSED = 'ERR Error running script: the write was refused'
 const TIMEOUT = 'Command timed out'
 
 function cacheOn(store: FallbackTokenStore, duringMint: () => void | Promise<void> = () => {}): { cache: TokenCache; mints: () => number } {
@@ -87,17 +88,17 @@ function cacheOn(store: FallbackTokenStore, duringMint: () => void | Promise<voi
   return { cache, mints: () => mints }
 }
 
-t.test('Redis refusing writes (MISCONF), no purge: one mint, the token served (uncached)', async (t) => {
+t.test('a write refused without an outage, no purge: one mint, the token served (uncached)', async (t) => {
   const health = new ConnectionLikeHealth()
-  const redis = redisLike({ set: { message: MISCONF, n: Infinity } })
+  const redis = redisLike({ set: { message: REFUSED, n: Infinity } })
   const { cache, mints } = cacheOn(new FallbackTokenStore(redis, health))
   t.equal((await cache.tokenFor(tenant, grant)).token.token, 't1')
   t.equal(mints(), 1)
 })
 
-t.test('Redis refusing writes, and a purge came during the mint: that token is not served', async (t) => {
+t.test('a write refused without an outage, and a purge came during the mint: that token is not served', async (t) => {
   const health = new ConnectionLikeHealth()
-  const redis = redisLike({ set: { message: MISCONF, n: Infinity } })
+  const redis = redisLike({ set: { message: REFUSED, n: Infinity } })
   const { cache, mints } = cacheOn(new FallbackTokenStore(redis, health), async () => {
     if (mints() === 1) await redis.purgeSubject('acme', 'alice')
   })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { startRedisServer } from '../helpers/redis.js'
+import { until } from '../helpers/redis-topologies.js'
 import { startScriptedUpstream, tokenAnswer } from '../helpers/scripted-upstream.js'
 import { mintBroker } from '../mint/harness.js'
 
@@ -34,9 +35,9 @@ t.test('a purge that reached Redis during a mint, then Redis gone before it land
   t.not(later.body.data.token, (stale.body as { data: { token: string } }).data.token, 'nor is the pre-purge token served from local memory later in the outage')
 })
 
-// A Redis that answers reads but refuses writes (OOM here; MISCONF after a failed RDB save is the same) is no outage:
-// the connection stays available and each refused call falls back. Nobody purged, so the token is served after one mint.
-t.test('Redis refusing writes (OOM), nobody purged: 200 after one mint, not three mints and a 503', async (t) => {
+// A Redis that answers reads but refuses writes (OOM here; MISCONF after a failed RDB save is the same) is an outage:
+// every token written to it would be lost, and every request a mint. Local state serves, and caches, until writes work.
+t.test('Redis refusing writes (OOM): 200 after one mint, then cached locally; /readyz 503 until writes go through', async (t) => {
   const server = await startRedisServer(t)
   const up = await startScriptedUpstream(t)
   const a = await mintBroker(t, up.url, { redis: { url: server.url, prefix: `tkb:test:oom:${process.pid}:` } })
@@ -49,4 +50,10 @@ t.test('Redis refusing writes (OOM), nobody purged: 200 after one mint, not thre
   const res = await a.token('alice')
   t.equal(res.status, 200, 'served')
   t.equal(up.calls, 1, 'after one upstream mint')
+  const again = await a.token('alice')
+  t.equal(again.body.data.cached, true, 'the next request is a hit (local state), not another mint')
+  t.equal(up.calls, 1)
+  t.equal(await a.ready(), 503, '/readyz says Redis is unavailable')
+  await admin.config('SET', 'maxmemory', '0')
+  await until('ready again', async () => (await a.ready()) === 200, 5000, 50)
 })

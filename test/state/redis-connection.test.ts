@@ -10,7 +10,7 @@ import { Redis } from 'ioredis'
 import { createLogger } from '../../src/logger.js'
 import { RECONNECT_GRACE_MS, RedisConnection, type RedisConnectionOptions } from '../../src/state/redis-connection.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis.js'
-import { until } from '../helpers/redis-topologies.js'
+import { spawnRedis, until } from '../helpers/redis-topologies.js'
 
 const COMMAND_TIMEOUT_MS = 200
 
@@ -50,6 +50,44 @@ t.test('one slow answer (Redis frozen for a moment): local state only until a pr
   t.same(redisLines(logs), [], 'nothing logged: there was no outage')
   t.equal(await connection.readiness(), undefined)
 })
+
+for (const [name, refuse, allow] of [
+  ['OOM (maxmemory reached under noeviction)', ['maxmemory', '1'], ['maxmemory', '0']],
+  ['MISCONF (an RDB save failed, stop-writes-on-bgsave-error)', ['dir', '/proc'], undefined],
+] as const) {
+  t.test(`a primary refusing writes, ${name}: an outage with its reason, logged once; back when a write goes through`, async (t) => {
+    // Protected configs on, so that the test may point `dir` where no file can be made.
+    const server = await spawnRedis(t, ['--enable-protected-configs', 'yes'])
+    const { connection, logs } = await open(t, `redis://127.0.0.1:${server.port}`, { commandTimeoutMs: COMMAND_TIMEOUT_MS, probeAfterMs: 100 })
+    const admin = server.connect()
+    t.teardown(() => void admin.disconnect())
+    await admin.config('SET', 'maxmemory-policy', 'noeviction')
+    if (allow === undefined) {
+      // A save that cannot write its file fails; with stop-writes-on-bgsave-error (the default) writes are refused.
+      // (Redis refuses writes after a failed save only where save points are set.)
+      await admin.config('SET', 'save', '3600 1')
+      await admin.config('SET', 'stop-writes-on-bgsave-error', 'yes')
+      await admin.config('SET', ...refuse)
+      await admin.bgsave().catch(() => undefined)
+      await until('the save failed', async () => /rdb_last_bgsave_status:err/.test(await admin.info('persistence')), 5000, 20)
+    } else {
+      await admin.config('SET', ...refuse)
+    }
+    const write = (c: RedisConnection) => c.client.set('tkb:test:x', '1').catch((err: Error) => (c.noteFailure(err), err))
+    const err = await write(connection)
+    t.match(err, { message: /^(OOM|MISCONF)/ }, 'the write was refused')
+    await until('an outage', async () => !connection.available && (await connection.readiness()) !== undefined, 5000, 10)
+    t.match(await connection.readiness(), /^redis: unavailable, writes refused \[.*\]: (OOM|MISCONF)/)
+    for (let i = 0; i < 3; i++) await write(connection)
+    const lines = redisLines(logs)
+    t.equal(lines.length, 1, 'logged once')
+    t.match(lines[0], /it refuses writes \(MISCONF or OOM\)/)
+    if (allow === undefined) await admin.config('SET', 'stop-writes-on-bgsave-error', 'no')
+    else await admin.config('SET', ...allow)
+    await until('available again', async () => connection.available, 5000, 10)
+    t.match(redisLines(logs)[1], /available again/)
+  })
+}
 
 t.test('decided(): at once when not suspect; when suspect, as soon as the probe answers either way, or at its bound', async (t) => {
   const { server, connection } = await connect(t)
