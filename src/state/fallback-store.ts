@@ -1,3 +1,4 @@
+import { ReplyError } from 'ioredis'
 import { MemoryTokenStore } from '../cache/memory-store.js'
 import type { CachedToken, Landed, MintFailure, MintLock, Purged, ReadAlongLookup, TokenKey, TokenStore } from '../cache/token-store.js'
 import { BrokerError } from '../errors.js'
@@ -118,11 +119,14 @@ export class FallbackTokenStore implements TokenStore {
 
   /**
    * Redis's write with its generation check. When the write does not go
-   * through (Redis away, suspect, or refusing writes: MISCONF, OOM), only Redis
-   * can still say whether a purge came: once a suspicion is decided, its count
-   * is read again. Unchanged: no purge came, so the write is tried once more,
-   * and if Redis still refuses it the error is thrown (the token cache serves
-   * the token uncached). Changed, or Redis away: false (not kept, minted again).
+   * through (Redis away, suspect, or refusing the call), only Redis can still
+   * say whether a purge came: once a suspicion is decided, the write (whose
+   * script checks the generation) is tried once more. If Redis then refuses it
+   * with an error reply, its count is read: unchanged, no purge came, and the
+   * error is thrown (the token cache serves the token uncached). Anything
+   * else — Redis away, the count moved, or no answer at all (a script that timed
+   * out may have run and refused the token) — answers false: not kept, and the
+   * token cache mints again.
    */
   async #setChecked(key: TokenKey, value: CachedToken, ttlMs: number, generation: number): Promise<boolean> {
     if (this.#health.available) {
@@ -134,13 +138,23 @@ export class FallbackTokenStore implements TokenStore {
     }
     await this.#health.decided?.(DECISION_WAIT_MS)
     if (!this.#health.available) return false
-    if ((await this.#shared.generation(key).catch(() => undefined)) !== generation) return false
+    let refusal: unknown
     try {
       return await this.#shared.set(key, value, ttlMs, generation)
     } catch (err) {
       this.#health.noteFailure(err)
-      throw err
+      // Only Redis's own answer says the script did not run; a timeout or a lost connection says nothing.
+      if (!(err instanceof ReplyError)) return false
+      refusal = err
     }
+    let now: number | undefined
+    try {
+      now = await this.#shared.generation(key)
+    } catch (err) {
+      this.#health.noteFailure(err)
+    }
+    if (now !== generation) return false
+    throw refusal
   }
 
   async delete(key: TokenKey, token: string): Promise<boolean> {
@@ -151,6 +165,8 @@ export class FallbackTokenStore implements TokenStore {
 
   /** Redis's count while it answers; else this process's, as a negative number that names its local store (see {@link EPOCH_SPAN}). */
   async generation(key: TokenKey): Promise<number> {
+    // A key shared by grant has no subject to purge: no generation, nothing to wait for.
+    if (key.subject === null) return 0
     // A mint whose generation comes from Redis can be checked by Redis when it lands (see #setChecked): while Redis is
     // merely suspect, before or because of this read, wait a moment for the decision and ask once more.
     for (let attempt = 0; attempt < 2; attempt++) {

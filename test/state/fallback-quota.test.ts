@@ -1,4 +1,5 @@
 import t from 'tap'
+import { ReplyError } from 'ioredis'
 import { pino } from 'pino'
 import { MemoryTokenStore } from '../../src/cache/memory-store.js'
 import { TokenCache } from '../../src/cache/token-cache.js'
@@ -20,6 +21,8 @@ class ConnectionLikeHealth implements RedisHealth {
   available = true
   /** When set, the probe does not go through: Redis is really gone. */
   down = false
+  /** How long the probe takes to answer (ms). */
+  constructor(readonly probeMs = 5) {}
   readonly #listeners: Array<() => void> = []
   readonly #waiting = new Set<() => void>()
   noteFailure(err: unknown): void {
@@ -31,7 +34,7 @@ class ConnectionLikeHealth implements RedisHealth {
         for (const l of this.#listeners) l()
       }
       for (const w of [...this.#waiting]) w()
-    }, 5)
+    }, this.probeMs)
   }
   onRecover(l: () => void): void {
     this.#listeners.push(l)
@@ -59,7 +62,8 @@ function redisLike(faults: Partial<Record<'set' | 'generation', { message: strin
       const f = faults[m]
       if (f !== undefined && f.n > 0) {
         f.n--
-        throw new Error(f.message)
+        // Redis's own error replies are ReplyErrors; a timeout is the broker's own Error.
+        throw /^[A-Z]+ /.test(f.message) && !f.message.startsWith('Command') ? new ReplyError(f.message) : new Error(f.message)
       }
       return real(...a)
     }
@@ -136,4 +140,35 @@ t.test('Redis really gone when the token lands (the probe fails): not kept, mint
   })
   t.equal((await cache.tokenFor(tenant, grant)).token.token, 't2')
   t.equal(mints(), 2, 'one extra upstream call: Redis could not say whether a purge came')
+})
+
+// From a second review: a write whose answer never came may have run, and Redis's own script may have refused the token.
+t.test('the retried write times out after a purge reached Redis: Redis may have refused it, so the token is not served', async (t) => {
+  const health = new ConnectionLikeHealth()
+  const redis = new MemoryTokenStore()
+  const realSet = redis.set.bind(redis)
+  let sets = 0
+  redis.set = async (key, value, ttlMs, generation) => {
+    sets++
+    if (sets === 1) throw new Error(TIMEOUT) // a slow Redis: the first write's answer came too late
+    if (sets === 2) {
+      // A purge on another replica lands between the decision and the retry; the retry's script refuses the token (its
+      // generation moved), and that answer is late again.
+      await redis.purgeSubject('acme', 'alice')
+      t.equal(await realSet(key, value, ttlMs, generation), false, 'Redis itself refused the pre-purge token')
+      throw new Error(TIMEOUT)
+    }
+    return realSet(key, value, ttlMs, generation)
+  }
+  const { cache } = cacheOn(new FallbackTokenStore(redis, health))
+  t.not((await cache.tokenFor(tenant, grant)).token.token, 't1', 'the token minted before the purge is not served')
+})
+
+t.test('a key shared by grant has no generation: nothing to wait for while Redis is suspect', async (t) => {
+  const health = new ConnectionLikeHealth(300) // a suspicion that takes a while to decide (a dropped connection's grace)
+  const store = new FallbackTokenStore(new MemoryTokenStore(), health)
+  health.noteFailure(new Error(TIMEOUT))
+  const started = performance.now()
+  t.equal(await store.generation({ tenantId: 'acme', subject: null, grant: 'g' }), 0)
+  t.ok(performance.now() - started < 50, 'at once')
 })
