@@ -3,9 +3,10 @@
  * connection dropped; until a probe or the reconnect decides, requests use
  * local state (nothing logged yet). slow:
  * connected, not answering in time. replica: answering, but refusing writes
- * (READONLY: demoted, or not yet re-resolved). down: not connected.
+ * (READONLY: demoted, or not yet re-resolved). refusing: a primary refusing
+ * writes for now (MISCONF, OOM). down: not connected.
  */
-export type Condition = 'starting' | 'up' | 'suspect' | 'slow' | 'replica' | 'down'
+export type Condition = 'starting' | 'up' | 'suspect' | 'slow' | 'replica' | 'refusing' | 'down'
 
 /** A change of availability: the caller logs it, once. */
 export interface Change {

@@ -16,6 +16,17 @@ const RELEASE_RETRY_MS = 500
  */
 const EPOCH_SPAN = 2 ** 32
 
+/** A local store's count `g`, read in `epoch`, as the number handed out (see {@link EPOCH_SPAN}). */
+const localGeneration = (epoch: number, g: number): number => -(1 + epoch * EPOCH_SPAN + g)
+
+/** What {@link localGeneration} made, taken apart; undefined for Redis's own count. */
+function readLocalGeneration(generation: number): { epoch: number; g: number } | undefined {
+  if (generation >= 0) return undefined
+  const n = -generation - 1
+  const epoch = Math.floor(n / EPOCH_SPAN)
+  return { epoch, g: n - epoch * EPOCH_SPAN }
+}
+
 /**
  * How long a mint's purge check waits for a suspicion of Redis (one failed
  * command, a dropped connection) to be decided before it settles for local
@@ -105,16 +116,15 @@ export class FallbackTokenStore implements TokenStore {
         () => this.#local.set(key, value, ttlMs),
       )
     }
+    const local = readLocalGeneration(generation)
     // Read from Redis: only Redis can say whether the subject was purged since.
-    if (generation >= 0) return this.#setChecked(key, value, ttlMs, generation)
+    if (local === undefined) return this.#setChecked(key, value, ttlMs, generation)
     // Read from a local store while Redis was away, and Redis is back: its purges since the mint began are unknown,
     // unless it holds none for the subject at all (generation 0, checked in the same script as the write).
     if (this.#health.available) return this.#setChecked(key, value, ttlMs, 0)
     // Redis still away: checked against the local store it was read from; a later one's count is another count.
-    const read = -generation - 1
-    const epoch = Math.floor(read / EPOCH_SPAN)
-    if (epoch !== this.#epoch) return Promise.resolve(false)
-    return this.#local.set(key, value, ttlMs, read - epoch * EPOCH_SPAN)
+    if (local.epoch !== this.#epoch) return Promise.resolve(false)
+    return this.#local.set(key, value, ttlMs, local.g)
   }
 
   /**
@@ -136,8 +146,7 @@ export class FallbackTokenStore implements TokenStore {
         this.#health.noteFailure(err)
       }
     }
-    await this.#health.decided?.(DECISION_WAIT_MS)
-    if (!this.#health.available) return false
+    if (!(await this.#availableSoon())) return false
     let refusal: unknown
     try {
       return await this.#shared.set(key, value, ttlMs, generation)
@@ -169,24 +178,22 @@ export class FallbackTokenStore implements TokenStore {
     if (key.subject === null) return 0
     // A mint whose generation comes from Redis can be checked by Redis when it lands (see #setChecked): while Redis is
     // merely suspect, before or because of this read, wait a moment for the decision and ask once more.
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if (!this.#health.available) await this.#health.decided?.(DECISION_WAIT_MS)
-      if (!this.#health.available) break
+    const attempts = this.#health.decided === undefined ? 1 : 2
+    for (let attempt = 0; attempt < attempts && (await this.#availableSoon()); attempt++) {
       try {
         return await this.#shared.generation(key)
       } catch (err) {
         this.#health.noteFailure(err)
-        if (this.#health.decided === undefined) break
       }
     }
-    return this.#localGeneration(key)
+    const epoch = this.#epoch
+    return localGeneration(epoch, await this.#local.generation(key))
   }
 
-  async #localGeneration(key: TokenKey): Promise<number> {
-    if (key.subject === null) return 0
-    const epoch = this.#epoch
-    const count = await this.#local.generation(key)
-    return -(1 + epoch * EPOCH_SPAN + count)
+  /** Whether Redis is available, once a suspicion of it is decided (waiting at most {@link DECISION_WAIT_MS}). */
+  async #availableSoon(): Promise<boolean> {
+    if (!this.#health.available) await this.#health.decided?.(DECISION_WAIT_MS)
+    return this.#health.available
   }
 
   setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {

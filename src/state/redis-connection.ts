@@ -44,7 +44,7 @@ const TIMED_OUT = new RegExp(COMMAND_TIMED_OUT, 'i')
 /** What a failed write says about Redis. */
 function conditionOf(err: unknown): Condition {
   const message = messageOf(err)
-  return REPLICA.test(message) || WRITES_REFUSED.test(message) ? 'replica' : TIMED_OUT.test(message) ? 'slow' : 'down'
+  return REPLICA.test(message) ? 'replica' : WRITES_REFUSED.test(message) ? 'refusing' : TIMED_OUT.test(message) ? 'slow' : 'down'
 }
 
 /**
@@ -205,14 +205,10 @@ export class RedisConnection implements RedisHealth {
     return this.#closing
   }
 
-  /** The writes are refused by a primary (MISCONF, OOM), not by a replica: the last error says which. */
-  #refusesAsPrimary(): boolean {
-    return this.#reason !== undefined && WRITES_REFUSED.test(this.#reason)
-  }
-
   #unready(condition: Condition): string {
     const why =
-      condition === 'replica' ? (this.#refusesAsPrimary() ? 'writes refused' : 'writes refused (a replica; waiting for a primary)')
+      condition === 'replica' ? 'writes refused (a replica; waiting for a primary)'
+      : condition === 'refusing' ? 'writes refused'
       : condition === 'slow' ? 'not answering in time'
       : 'not connected'
     return `redis: unavailable, ${why} [${this.target}]${this.#reason !== undefined ? `: ${this.#reason}` : ''}`
@@ -373,7 +369,7 @@ export class RedisConnection implements RedisHealth {
     this.#settle()
     if (to === 'slow') {
       this.#log.warn(fields, 'redis is not answering in time; using local state until it does')
-    } else if (to === 'replica' && this.#refusesAsPrimary()) {
+    } else if (to === 'refusing') {
       this.#log.warn(fields, 'redis unavailable: it refuses writes (MISCONF or OOM); using local state until a write goes through')
     } else if (to === 'replica') {
       this.#log.warn(fields, 'redis unavailable: it refuses writes (a replica, READONLY); using local state until a primary is found')

@@ -92,13 +92,22 @@ t.test('store: a purge that cannot reach Redis is a 503 with Retry-After, after 
 // Purge generations: Redis and this process's store count apart, and a recovery starts a new local store. A mint
 // reads one before it begins and stores its token only if the subject was not purged since (README, "Revocation
 // holds"); a generation must never be checked against a count it was not read from.
-t.test('store: a generation read while Redis was away is not checked against Redis\'s count', async (t) => {
+
+/** The fallback store over a memory store standing in for Redis (the same generation rules, its own count). */
+function overMemoryRedis(): { health: FakeHealth; redis: MemoryTokenStore; store: FallbackTokenStore } {
   const health = fakeHealth()
-  const redis = new MemoryTokenStore() // stands in for Redis: the same generation rules, its own count
-  const store = new FallbackTokenStore(redis, health)
+  const redis = new MemoryTokenStore()
+  return { health, redis, store: new FallbackTokenStore(redis, health) }
+}
+/** Purges on this replica while Redis is away (each answered 503): the local count moves on by `n`. */
+const purgeLocally = async (store: FallbackTokenStore, subject: string, n = 1) => {
+  for (let i = 0; i < n; i++) await store.purgeSubject('acme', subject).catch(() => undefined)
+}
+
+t.test('store: a generation read while Redis was away is not checked against Redis\'s count', async (t) => {
+  const { health, redis, store } = overMemoryRedis()
   health.available = false
-  // Two purges on this replica during the outage (each answered 503): the local count is at 2.
-  for (let i = 0; i < 2; i++) await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  await purgeLocally(store, 'bob', 2) // the local count is at 2
   const generation = await store.generation(key) // the mint for alice begins
   health.recover()
   // After the recovery alice is purged through another replica, twice: Redis's count is at 2 too.
@@ -108,12 +117,10 @@ t.test('store: a generation read while Redis was away is not checked against Red
 })
 
 t.test('store: a generation read while Redis was away, Redis back: kept when Redis holds no purge of the subject', async (t) => {
-  const health = fakeHealth()
-  const redis = new MemoryTokenStore()
-  const store = new FallbackTokenStore(redis, health)
+  const { health, redis, store } = overMemoryRedis()
   await redis.purgeSubject('acme', 'bob') // another subject's purges do not matter
   health.available = false
-  await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  await purgeLocally(store, 'bob')
   const generation = await store.generation(key)
   health.recover()
   t.equal(await store.set(key, token, 10_000, generation), true, 'Redis never saw alice purged, so no purge came during the mint: kept, no extra mint')
@@ -121,9 +128,7 @@ t.test('store: a generation read while Redis was away, Redis back: kept when Red
 })
 
 t.test('store: a generation read from Redis is not checked locally: a token whose store went away is not kept', async (t) => {
-  const health = fakeHealth()
-  const redis = new MemoryTokenStore()
-  const store = new FallbackTokenStore(redis, health)
+  const { health, redis, store } = overMemoryRedis()
   const generation = await store.generation(key) // read from Redis
   await redis.purgeSubject('acme', 'alice') // another replica purges alice; the purge is answered 204
   health.available = false // and Redis goes away before this mint stores its token
@@ -137,11 +142,11 @@ t.test('store: a generation read from one local store is not checked against the
   const health = fakeHealth()
   const store = new FallbackTokenStore(brokenStore(), health)
   health.available = false
-  for (let i = 0; i < 3; i++) await store.purgeSubject('acme', 'bob').catch(() => undefined)
+  await purgeLocally(store, 'bob', 3)
   const generation = await store.generation(key) // the first local store's count: 3
   health.recover()
   health.available = false // a second outage: a new local store, its count from 0
-  await store.purgeSubject('acme', 'alice').catch(() => undefined) // alice purged at 1 there
+  await purgeLocally(store, 'alice') // alice purged at 1 there
   t.equal(await store.set(key, token, 10_000, generation), false)
   t.equal(await store.get(key), undefined)
 })
@@ -154,13 +159,12 @@ t.test('store: within one outage the local generations still work both ways', as
   t.equal(await store.set(key, token, 10_000, before), true, 'no purge since: kept')
   t.same(await store.get(key), token)
   const again = await store.generation(key)
-  await store.purgeSubject('acme', 'alice').catch(() => undefined)
+  await purgeLocally(store, 'alice')
   t.equal(await store.set(key, token, 10_000, again), false, 'purged here since the read: not kept')
   t.equal(await store.get(key), undefined)
-  const redis = new MemoryTokenStore()
-  const healthy = new FallbackTokenStore(redis, fakeHealth())
-  t.equal(await healthy.set(key, token, 10_000, await healthy.generation(key)), true, 'and with Redis up, Redis\'s own check as before')
-  t.same(await redis.get(key), token)
+  const healthy = overMemoryRedis()
+  t.equal(await healthy.store.set(key, token, 10_000, await healthy.store.generation(key)), true, 'and with Redis up, Redis\'s own check as before')
+  t.same(await healthy.redis.get(key), token)
 })
 
 t.test('store: a shared mint lock whose release cannot reach Redis is released when Redis returns', async (t) => {
