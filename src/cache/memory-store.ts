@@ -13,11 +13,12 @@ export const MEMORY_STORE_MAX_BYTES = 128 * 1024 * 1024
 const ENTRY_OVERHEAD_BYTES = 256
 
 /**
- * A cached token as one flat string, `expiresAt,issuedAt,expireAfter,token`:
- * no object per entry, and the token's own characters stored once.
+ * A cached token as one flat string, `expiresAt,issuedAt,expireAfter,"token"`, the
+ * token as its JSON literal (`JSON.stringify`): no object per entry, the token's own
+ * characters stored once, and escaped once, when stored, not on every hit that serves it.
  */
 function pack(value: CachedToken): string {
-  const packed = `${value.expiresAt},${value.issuedAt ?? ''},${value.expireAfter},${value.token}`
+  const packed = `${value.expiresAt},${value.issuedAt ?? ''},${value.expireAfter},${JSON.stringify(value.token)}`
   // A concatenation is a rope that keeps its parts alive; a JWT is ASCII, so latin1 round-trips it into one flat string.
   return /^[\x00-\xff]*$/.test(packed) ? Buffer.from(packed, 'latin1').toString('latin1') : packed
 }
@@ -26,11 +27,14 @@ function unpack(packed: string): CachedToken {
   const a = packed.indexOf(',')
   const b = packed.indexOf(',', a + 1)
   const c = packed.indexOf(',', b + 1)
+  const tokenJson = packed.slice(c + 1)
   return {
-    token: packed.slice(c + 1),
+    // A JWT has nothing to escape: its literal is the token in quotes. Anything else is read back by JSON.parse.
+    token: tokenJson.indexOf('\\') === -1 ? tokenJson.slice(1, -1) : (JSON.parse(tokenJson) as string),
     expiresAt: Number(packed.slice(0, a)),
     issuedAt: b === a + 1 ? null : Number(packed.slice(a + 1, b)),
     expireAfter: Number(packed.slice(b + 1, c)),
+    tokenJson,
   }
 }
 

@@ -181,7 +181,9 @@ export class RedisTokenStore implements TokenStore {
     const ttl = Math.floor(ttlMs)
     const names = this.#names(key)
     if (ttl <= 0) return generation === undefined || (await this.generation(key)) === generation
-    const sealed = await this.#sealer.seal(JSON.stringify(value), names.context)
+    // The stored fields only (a value read from a store carries its derived tokenJson too).
+    const { token, expiresAt, issuedAt, expireAfter } = value
+    const sealed = await this.#sealer.seal(JSON.stringify({ token, expiresAt, issuedAt, expireAfter }), names.context)
     if (names.index === undefined || names.generation === undefined) {
       await this.#redis.multi().set(names.token, sealed, 'PX', ttl).del(names.failure).exec()
       return true
@@ -301,12 +303,10 @@ export class RedisTokenStore implements TokenStore {
     if (json === undefined) return undefined
     try {
       const v = JSON.parse(json) as Partial<CachedToken>
-      const valid =
-        typeof v.token === 'string' &&
-        typeof v.expiresAt === 'number' &&
-        typeof v.expireAfter === 'number' &&
-        (v.issuedAt === null || typeof v.issuedAt === 'number')
-      return valid ? (v as CachedToken) : undefined
+      const { token, expiresAt, issuedAt, expireAfter } = v
+      const valid = typeof token === 'string' && typeof expiresAt === 'number' && typeof expireAfter === 'number' && (issuedAt === null || typeof issuedAt === 'number')
+      // Opened once per sealed text (see #open): its JSON literal is made here, not on every hit.
+      return valid ? { token, expiresAt, issuedAt, expireAfter, tokenJson: JSON.stringify(token) } : undefined
     } catch {
       return undefined
     }

@@ -16,6 +16,13 @@ export interface CachedToken {
   /** Unix seconds on the broker's clock: when the broker received it. */
   issuedAt: number | null
   expireAfter: number
+  /**
+   * `token` as a JSON string literal, quotes included (`JSON.stringify(token)`), where the
+   * store made it once per stored token (the memory store keeps it in the entry; the Redis
+   * store makes it when it opens a sealed value): a cache hit's body then escapes nothing.
+   * Derived from `token`; never stored on its own.
+   */
+  tokenJson?: string
 }
 
 /** A failed mint as the requests that waited for it are answered: the contract's code, message and headers. */

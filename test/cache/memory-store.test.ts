@@ -14,8 +14,10 @@ t.test('a token comes back exactly as stored, with or without iat', async (t) =>
   const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_'
   await store.set(key('u1'), { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600 }, 60_000)
   await store.set(key('u2'), { token, expiresAt: 1_800_000_600, issuedAt: null, expireAfter: 3600 }, 60_000)
-  t.same(await store.get(key('u1')), { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600 })
-  t.same(await store.get(key('u2')), { token, expiresAt: 1_800_000_600, issuedAt: null, expireAfter: 3600 })
+  // With the token's JSON literal, kept in the entry so that a hit's body escapes nothing.
+  const tokenJson = `"${token}"`
+  t.strictSame(await store.get(key('u1')), { token, expiresAt: 1_800_000_600, issuedAt: 1_800_000_000, expireAfter: 600, tokenJson })
+  t.strictSame(await store.get(key('u2')), { token, expiresAt: 1_800_000_600, issuedAt: null, expireAfter: 3600, tokenJson })
 })
 
 t.test('the store is bounded by bytes as well as by entries', async (t) => {
@@ -46,7 +48,8 @@ t.test('a lookup on this store answers at once, and so does the token cache on i
   await store.set(key('u1'), value, 60_000)
   const found = store.get(key('u1'))
   t.notOk(found instanceof Promise, 'the stored token, not a promise')
-  t.same(found, value)
+  const served = { ...value, tokenJson: JSON.stringify(value.token) }
+  t.strictSame(found, served)
   t.equal(store.get(key('nobody')), undefined, 'a miss is undefined at once too')
 
   const cache = new TokenCache({ store, minter: { mint: async () => t.fail('a lookup never mints') as never }, log: pino({ level: 'silent' }), upstreamTimeoutMs: 1000 })
@@ -54,6 +57,6 @@ t.test('a lookup on this store answers at once, and so does the token cache on i
   const grant = { tenantId: 'acme', subject: 'u1', creators: ['a1'], maxWebsockets: 1, expireAfter: 600 }
   const peeked = cache.peek({ id: 'acme', ...tenant }, grant)
   t.notOk(peeked instanceof Promise)
-  t.same(peeked, value)
+  t.strictSame(peeked, served)
   t.equal(cache.peek({ id: 'acme', ...tenant }, { ...grant, subject: 'nobody' }), undefined)
 })

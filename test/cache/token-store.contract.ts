@@ -10,6 +10,8 @@ export interface StoreTraits {
 
 const key = (subject: string | null, grant = 'a1|1|600', tenantId = 'acme'): TokenKey => ({ tenantId, subject, grant })
 const token = (name: string): CachedToken => ({ token: `eyJ.${name}.sig`, expiresAt: 2_000_000_000, issuedAt: 1_999_999_400, expireAfter: 600 })
+/** A token as a store answers it: what was stored, with the token's JSON literal made once by the store. */
+const stored = (name: string): CachedToken => ({ ...token(name), tokenJson: JSON.stringify(token(name).token) })
 
 /**
  * The behaviour every {@link TokenStore} shares; each implementation's test
@@ -21,7 +23,18 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
       const store = await makeStore(t)
       t.equal(await store.get(key('alice')), undefined)
       await store.set(key('alice'), token('t1'), 10_000)
-      t.same(await store.get(key('alice')), token('t1'))
+      t.strictSame(await store.get(key('alice')), stored('t1'))
+    })
+
+    t.test("a token comes back as it went in, with its JSON literal, whatever its text", async (t) => {
+      const store = await makeStore(t)
+      // Upstream tokens are JWTs, but nothing is assumed: quotes, backslashes, commas, controls, non-Latin-1, a lone surrogate.
+      const texts = ['eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig-_', 'a"b', 'back\\slash', 'one,two,,', 'line\nbreak\u0000', 'é ü', 'emoji 🎥', '\ud800 lone', '"', '\\']
+      for (const [i, text] of texts.entries()) {
+        const value = { token: text, expiresAt: 2_000_000_000, issuedAt: i % 2 === 0 ? null : 1_999_999_400, expireAfter: 600 }
+        await store.set(key(`s${i}`), value, 10_000)
+        t.strictSame(await store.get(key(`s${i}`)), { ...value, tokenJson: JSON.stringify(text) }, JSON.stringify(text))
+      }
     })
 
     t.test('tenant, subject, grant and the shared (null) subject are four different keys', async (t) => {
@@ -118,7 +131,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
         await sleep(60)
         await store.set(key('alice'), token('landed'), 10_000)
         await lock?.release()
-        t.same(await waiting, { token: token('landed') })
+        t.strictSame(await waiting, { token: stored('landed') })
         t.ok(Date.now() - started < 1000, 'answered soon after it landed')
       })
 
@@ -148,7 +161,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
     t.test('waitForToken answers a stored token at once, and undefined without one or a lock', async (t) => {
       const store = await makeStore(t)
       await store.set(key('alice'), token('there'), 10_000)
-      t.same(await store.waitForToken(key('alice'), 5000), { token: token('there') })
+      t.strictSame(await store.waitForToken(key('alice'), 5000), { token: stored('there') })
       const started = Date.now()
       t.equal(await store.waitForToken(key('bob'), 5000), undefined)
       t.ok(Date.now() - started < 500, 'no lock, no wait')
@@ -188,7 +201,7 @@ export function tokenStoreContract(t: Test, name: string, makeStore: (t: Test) =
       t.same(await store.waitForToken(key('alice'), 1000), { failure }, 'a waiter gets the failure at once')
       t.equal(await store.landed(key('bob')), undefined, 'only that key')
       await store.set(key('alice'), token('later'), 10_000)
-      t.same(await store.landed(key('alice')), { token: token('later') }, 'a token wins')
+      t.strictSame(await store.landed(key('alice')), { token: stored('later') }, 'a token wins')
       await store.setFailure(key('bob'), failure, 50)
       await sleep(100)
       t.equal(await store.landed(key('bob')), undefined, 'gone after its ttl')

@@ -44,6 +44,8 @@ function brokenStore(): TokenStore & { calls: number } {
 
 const key: TokenKey = { tenantId: 'acme', subject: 'alice', grant: 'a1|1|600' }
 const token: CachedToken = { token: 'tok', expiresAt: 2e9, issuedAt: null, expireAfter: 600 }
+/** The token as either store answers it: with its JSON literal, made once by the store. */
+const served: CachedToken = { ...token, tokenJson: '"tok"' }
 
 t.test('store: a failing Redis becomes the local store, never an error', async (t) => {
   const health = fakeHealth()
@@ -51,10 +53,10 @@ t.test('store: a failing Redis becomes the local store, never an error', async (
   const store = new FallbackTokenStore(shared, health)
   t.equal(await store.get(key), undefined, 'a read is a miss')
   await store.set(key, token, 10_000)
-  t.same(await store.get(key), token, 'the write landed locally and is served from there')
+  t.strictSame(await store.get(key), served, 'the write landed locally and is served from there')
   const lock: MintLock | null = await store.acquireMintLock(key, 1000)
   t.ok(lock, 'the local lock is granted')
-  t.same(await store.waitForToken(key, 1000), { token })
+  t.strictSame(await store.waitForToken(key, 1000), { token: served })
   t.equal(health.failures.length, 5, 'each failure reported to the health')
 })
 
@@ -64,7 +66,7 @@ t.test('store: while Redis is known to be away it is not even tried', async (t) 
   const shared = brokenStore()
   const store = new FallbackTokenStore(shared, health)
   await store.set(key, token, 10_000)
-  t.same(await store.get(key), token)
+  t.strictSame(await store.get(key), served)
   t.equal(shared.calls, 0)
 })
 
@@ -124,7 +126,7 @@ t.test('store: a generation read while Redis was away, Redis back: kept when Red
   const generation = await store.generation(key)
   health.recover()
   t.equal(await store.set(key, token, 10_000, generation), true, 'Redis never saw alice purged, so no purge came during the mint: kept, no extra mint')
-  t.same(await redis.get(key), token, 'in Redis')
+  t.strictSame(await redis.get(key), served, 'in Redis')
 })
 
 t.test('store: a generation read from Redis is not checked locally: a token whose store went away is not kept', async (t) => {
@@ -157,14 +159,14 @@ t.test('store: within one outage the local generations still work both ways', as
   health.available = false
   const before = await store.generation(key)
   t.equal(await store.set(key, token, 10_000, before), true, 'no purge since: kept')
-  t.same(await store.get(key), token)
+  t.strictSame(await store.get(key), served)
   const again = await store.generation(key)
   await purgeLocally(store, 'alice')
   t.equal(await store.set(key, token, 10_000, again), false, 'purged here since the read: not kept')
   t.equal(await store.get(key), undefined)
   const healthy = overMemoryRedis()
   t.equal(await healthy.store.set(key, token, 10_000, await healthy.store.generation(key)), true, 'and with Redis up, Redis\'s own check as before')
-  t.same(await healthy.redis.get(key), token)
+  t.strictSame(await healthy.redis.get(key), served)
 })
 
 t.test('store: a shared mint lock whose release cannot reach Redis is released when Redis returns', async (t) => {
