@@ -105,14 +105,6 @@ export function stdoutDestination(): DestinationStream {
 }
 let stdout: TurnBufferedDestination | undefined
 
-/**
- * {@link plainLineWriter} where the logger's framing is known; otherwise the
- * same fields through the logger's own methods (and its redaction).
- */
-export function lineWriter(logger: FastifyBaseLogger): PlainLineWriter {
-  return plainLineWriter(logger) ?? ((level, fields, msg) => logger[level](fields, msg))
-}
-
 let isoSecond = -1
 let isoPrefix = ''
 
@@ -145,15 +137,19 @@ export function createLogger(level: string, destination: DestinationStream = std
   return logger
 }
 
-/** Writes one line of already-serialised fields at a level; see {@link plainLineWriter}. */
-export type PlainLineWriter = (level: 'info' | 'debug', fields: object, msg: string) => void
+/**
+ * Writes one line at a level; see {@link plainLineWriter}. `fields` is a flat object, or
+ * its members already written as JSON text (`"a":1,"b":"x"`, no braces; '' for none).
+ */
+export type PlainLineWriter = (level: 'info' | 'debug', fields: object | string, msg: string) => void
 
 /**
  * A writer for lines whose fields are known never to hold a secret (the request
- * line): `JSON.stringify` of the flat `fields` object, framed exactly as pino
- * frames a line of this logger (`{"level":30,"time":…,"service":…,<fields>,"msg":…}`),
- * written to the same destination — without pino's generic per-key pass and its
- * `redact` wrapper, which cost several times the rest of a cache hit.
+ * line): the fields (`JSON.stringify` of a flat object, or members given as JSON
+ * text), framed exactly as pino frames a line of this logger
+ * (`{"level":…,"time":…,"service":…,<fields>,"msg":…}`), written to the same
+ * destination — without pino's generic per-key pass and its `redact` wrapper,
+ * which cost several times the rest of a cache hit.
  * Honours the logger's level at each call. Undefined for a logger not made by
  * {@link createLogger} (its format is unknown): use its own methods then.
  */
@@ -173,10 +169,18 @@ export function plainLineWriter(logger: FastifyBaseLogger): PlainLineWriter | un
     const value = levels[level]
     if (p.levelVal > value) return
     const time = (p[pino.symbols.timeSym] as () => string)()
-    const json = JSON.stringify(fields)
-    const body = json.length > 2 ? `,${json.slice(1, -1)}` : ''
+    const members = typeof fields === 'string' ? fields : JSON.stringify(fields).slice(1, -1)
+    const body = members === '' ? '' : `,${members}`
     stream.write(`{"level":${value}${time}${p[pino.symbols.chindingsSym] as string}${body},"msg":${JSON.stringify(msg)}}\n`)
   }
+}
+
+/**
+ * {@link plainLineWriter} where the logger's framing is known; otherwise the
+ * same fields through the logger's own methods (and its redaction).
+ */
+export function lineWriter(logger: FastifyBaseLogger): PlainLineWriter {
+  return plainLineWriter(logger) ?? ((level, fields, msg) => logger[level](typeof fields === 'string' ? (JSON.parse(`{${fields}}`) as object) : fields, msg))
 }
 
 const METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { jsonString } from '../http/json-text.js'
 import { lineWriter } from '../logger.js'
 
 declare module 'fastify' {
@@ -11,39 +12,37 @@ declare module 'fastify' {
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
-/** The request line: only these fields, each a route pattern, a number, a tenant id or an outcome name — never a secret. */
-interface RequestLine {
-  reqId: string
-  method: string
-  path: string
-  status: number
-  ms: number
-  outcome?: string
-  tenant?: string
-  cache?: string
-  upstreamMs?: number
-}
-
-function lineFor(request: FastifyRequest, reply: FastifyReply, path: string): RequestLine {
-  const line: RequestLine = { reqId: request.id, method: request.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-  if (request.outcome !== undefined) line.outcome = request.outcome
+/**
+ * The request line's fields, as JSON members (`"reqId":"req-1","method":"POST",…`), in
+ * this order: reqId, method, path, status, ms, then outcome, tenant, cache and
+ * upstreamMs where known. Only these fields, each a request id, a method, a route
+ * pattern, a number, a tenant id or an outcome name — never a secret. Written as
+ * text (`JSON.stringify` of the same object, a test holds it to that) because this
+ * runs for every request.
+ */
+export function requestLineFields(request: FastifyRequest, reply: FastifyReply, path: string): string {
+  let text = `"reqId":${jsonString(request.id)},"method":${jsonString(request.method)},"path":${jsonString(path)},"status":${reply.statusCode},"ms":${jsonNumber(Math.round(reply.elapsedTime * 10) / 10)}`
+  if (request.outcome !== undefined) text += `,"outcome":${jsonString(request.outcome)}`
   const t = request.tokenLog
   if (t !== undefined) {
-    if (t.tenant !== undefined) line.tenant = t.tenant
-    if (t.cache !== undefined) line.cache = t.cache
-    if (t.upstreamMs !== undefined) line.upstreamMs = t.upstreamMs
+    if (t.tenant !== undefined) text += `,"tenant":${jsonString(t.tenant)}`
+    if (t.cache !== undefined) text += `,"cache":${jsonString(t.cache)}`
+    if (t.upstreamMs !== undefined) text += `,"upstreamMs":${jsonNumber(t.upstreamMs)}`
   }
-  return line
+  return text
 }
+
+/** A number as JSON.stringify writes it (a non-finite one is null). */
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null')
 
 /**
  * One log line per request, written when the answer is sent: request id, method, route
  * (never the query or a path parameter), status, time, and for token requests the tenant,
  * outcome, cache result and upstream latency. Probes log at debug.
  *
- * The line is built field by field from values that are never secret, so it is written
- * without pino's `redact` pass and generic per-key formatting (together they cost more than
- * the rest of a cache hit): `plainLineWriter` frames it as pino would. Every other log
+ * The line is built field by field, as JSON text, from values that are never secret, so it
+ * is written without pino's `redact` pass and generic per-key formatting (together they cost
+ * more than the rest of a cache hit): `plainLineWriter` frames it as pino would. Every other log
  * call of the broker keeps pino's full pass. No per-request child logger is needed either:
  * the request id is a field of the line.
  */
@@ -52,7 +51,7 @@ async function requestLog(app: FastifyInstance): Promise<void> {
   app.addHook('onResponse', (request, reply, done) => {
     // The route pattern where there is one: a path parameter (an admin purge's subject) stays out of the log.
     const path = request.routeOptions.url ?? (request.url.split('?')[0] as string)
-    write(PROBES.has(path) ? 'debug' : 'info', lineFor(request, reply, path), 'request')
+    write(PROBES.has(path) ? 'debug' : 'info', requestLineFields(request, reply, path), 'request')
     done()
   })
 }

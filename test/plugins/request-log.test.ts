@@ -1,9 +1,12 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import fc from 'fast-check'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, type AppDeps } from '../../src/app.js'
 import { pino } from 'pino'
-import { createLogger, isoTime, plainLineWriter } from '../../src/logger.js'
+import { createLogger, isoTime, lineWriter, plainLineWriter } from '../../src/logger.js'
+import { requestLineFields } from '../../src/plugins/request-log.js'
 import { startSimulator } from '../../src/simulator/index.js'
 import { acme, API_KEY, configFor, userJwt } from '../helpers/broker.js'
 
@@ -100,6 +103,12 @@ t.test('the request line is framed exactly as pino frames a line of the same log
   t.match(plain?.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
   write?.('debug', fields, 'request')
   t.equal(captured.length, 2, 'the level is honoured')
+  // Fields given as JSON members (the request line's own form) frame the same line.
+  write?.('info', JSON.stringify(fields).slice(1, -1), 'request')
+  t.same({ ...(JSON.parse(captured[2] as string) as Line), time: 0 }, { ...viaPino, time: 0 })
+  t.same(Object.keys(JSON.parse(captured[2] as string) as Line), Object.keys(viaPino ?? {}), 'same keys, same order')
+  write?.('info', '', 'bare')
+  t.same(Object.keys(JSON.parse(captured[3] as string) as Line), ['level', 'time', 'service', 'msg'], 'no members, no stray comma')
 
   t.equal(plainLineWriter(pino()), undefined, 'a logger of unknown framing is left to pino')
   t.equal(plainLineWriter(logger.child({}, { formatters: { level: (label) => ({ level: label }) } })), undefined)
@@ -121,4 +130,38 @@ t.test('the ISO time is the same text as pino.stdTimeFunctions.isoTime', async (
     t.ok(ours === before || ours === after || (ours > before && ours < after), `${ours} between ${before} and ${after}`)
     await new Promise((r) => setTimeout(r, i % 7))
   }
+})
+
+t.test('the request line\'s fields are JSON.stringify of the same object, for any values', async (t) => {
+  const text = fc.oneof(fc.constantFrom('req-1', 'POST', '/v1/token', '/v1/"odd"\npath', 'acme', 'hit', '\ud800'), fc.string({ unit: 'binary', maxLength: 40 }))
+  const number = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(0, -0, 0.05, 12.25, Number.NaN, Number.POSITIVE_INFINITY))
+  let runs = 0
+  fc.assert(
+    fc.property(
+      fc.record({ id: text, method: text, path: text, status: fc.integer({ min: 100, max: 599 }), elapsed: number }),
+      fc.option(text, { nil: undefined }),
+      fc.option(fc.record({ tenant: fc.option(text, { nil: undefined }), cache: fc.option(text, { nil: undefined }), upstreamMs: fc.option(number, { nil: undefined }) }), { nil: undefined }),
+      (r, outcome, tokenLog) => {
+        runs += 1
+        const request = { id: r.id, method: r.method, outcome, tokenLog } as unknown as FastifyRequest
+        const reply = { statusCode: r.status, elapsedTime: r.elapsed } as unknown as FastifyReply
+        const object: Record<string, unknown> = { reqId: r.id, method: r.method, path: r.path, status: r.status, ms: Math.round(r.elapsed * 10) / 10 }
+        if (outcome !== undefined) object.outcome = outcome
+        if (tokenLog?.tenant !== undefined) object.tenant = tokenLog.tenant
+        if (tokenLog?.cache !== undefined) object.cache = tokenLog.cache
+        if (tokenLog?.upstreamMs !== undefined) object.upstreamMs = tokenLog.upstreamMs
+        const got = requestLineFields(request, reply, r.path)
+        if (got !== JSON.stringify(object).slice(1, -1)) throw new Error(`differs:\n${got}\n${JSON.stringify(object)}`)
+      },
+    ),
+    { numRuns: 3000 },
+  )
+  t.equal(runs, 3000)
+})
+
+t.test('fields given as JSON members reach a logger of unknown framing as an object, through pino', async (t) => {
+  const lines: string[] = []
+  const own = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => cb(void lines.push(String(chunk))) }))
+  lineWriter(own)('info', '"reqId":"req-1","status":200', 'request')
+  t.match(JSON.parse(lines[0] as string), { reqId: 'req-1', status: 200, msg: 'request' })
 })
