@@ -228,14 +228,16 @@ export class RedisTokenStore implements TokenStore {
     const { lock, mintLocks } = this.#names(key)
     const owner = randomBytes(16).toString('base64url')
     const ttl = Math.max(1, Math.floor(ttlMs))
+    // A key shared by grant has no subject, so no set to name its lock in.
     const taken = mintLocks === undefined ? (await this.#redis.set(lock, owner, 'PX', ttl, 'NX')) === 'OK' : (await this.#lockNamed([lock, mintLocks], [owner, ttl])) === 1
     if (!taken) return null
+    const unlock = mintLocks === undefined ? () => this.#release([lock], [owner]) : () => this.#releaseNamed([lock, mintLocks], [owner])
     let released: Promise<void> | undefined
     return {
       // Compare-and-delete: a holder whose lock expired must not free the next holder's.
       // Released once; a release that failed (Redis away) may be sent again.
       release: () =>
-        (released ??= (mintLocks === undefined ? this.#release([lock], [owner]) : this.#releaseNamed([lock, mintLocks], [owner])).then(
+        (released ??= unlock().then(
           () => undefined,
           (err: unknown) => {
             released = undefined

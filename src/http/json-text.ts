@@ -12,6 +12,11 @@ export function jsonString(text: string): string {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`
 }
 
+/** A number as JSON.stringify writes it: its shortest round-trip text, a non-finite one `null`. */
+export function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null'
+}
+
 /** An array of strings (or null) as JSON text: `JSON.stringify(list)`. */
 export function jsonStringArray(list: readonly string[] | null): string {
   if (list === null) return 'null'

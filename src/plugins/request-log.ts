@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { jsonString } from '../http/json-text.js'
+import { jsonNumber, jsonString } from '../http/json-text.js'
 import { lineWriter } from '../logger.js'
 
 declare module 'fastify' {
@@ -18,7 +18,7 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
  * upstreamMs where known. Only these fields, each a request id, a method, a route
  * pattern, a number, a tenant id or an outcome name — never a secret. Written as
  * text (`JSON.stringify` of the same object, a test holds it to that) because this
- * runs for every request.
+ * runs for every request (the pieces: http/json-text.ts).
  */
 export function requestLineFields(request: FastifyRequest, reply: FastifyReply, path: string): string {
   let text = `"reqId":${jsonString(request.id)},"method":${jsonString(request.method)},"path":${jsonString(path)},"status":${reply.statusCode},"ms":${jsonNumber(Math.round(reply.elapsedTime * 10) / 10)}`
@@ -31,9 +31,6 @@ export function requestLineFields(request: FastifyRequest, reply: FastifyReply, 
   }
   return text
 }
-
-/** A number as JSON.stringify writes it (a non-finite one is null). */
-const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null')
 
 /**
  * One log line per request, written when the answer is sent: request id, method, route

@@ -7,7 +7,7 @@ import { BrokerError, JSON_CONTENT_TYPE } from '../errors.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
 import { parseTokenRequest, type TokenRequest } from '../policy/token-request.js'
 import { EXPOSED_HEADERS } from '../http/cors.js'
-import { jsonStringArray } from '../http/json-text.js'
+import { jsonString, jsonStringArray } from '../http/json-text.js'
 import { sendAtTurnEnd } from '../http/turn-writes.js'
 import type { ServedToken } from '../cache/token-cache.js'
 import type { CachedToken, ReadAlongLookup } from '../cache/token-store.js'
@@ -30,7 +30,7 @@ declare module 'fastify' {
  * of it was a tenth of a hit's own work).
  */
 export function tokenAnswerJson(token: CachedToken, grant: Pick<Grant, 'creators' | 'expireAfter' | 'maxWebsockets'>, cached: boolean): string {
-  return `{"status_code":0,"data":{"token":${token.tokenJson ?? JSON.stringify(token.token)},"expires_at":${Math.trunc(token.expiresAt)},"expire_after":${grant.expireAfter},"allowed_creators":${jsonStringArray(grant.creators)},"max_websockets":${grant.maxWebsockets},"cached":${cached}}}`
+  return `{"status_code":0,"data":{"token":${token.tokenJson ?? jsonString(token.token)},"expires_at":${Math.trunc(token.expiresAt)},"expire_after":${grant.expireAfter},"allowed_creators":${jsonStringArray(grant.creators)},"max_websockets":${grant.maxWebsockets},"cached":${cached}}}`
 }
 
 /** `Access-Control-Expose-Headers` of a token answer (the list is fixed: made once). */
