@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { atTurnEnd } from './http/turn-end.js'
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
 /**
@@ -40,7 +41,8 @@ const TURN_BUFFER_LIMIT = 64 * 1024
 /**
  * A destination that writes what one event-loop turn logged in one write:
  * lines are collected and handed to `out` (sonic-boom, synchronous, which deals
- * with partial writes and a full pipe) in `setImmediate`, at the end of the turn.
+ * with partial writes and a full pipe) at the end of the turn, after the turn's
+ * held answers (http/turn-end.ts `after`): a client never waits for a log write.
  * When traffic is low that is at once; under load the request lines of all the
  * answers sent in one turn leave together. Pending text is written out when the
  * process exits (a crash included), so only a SIGKILL can lose lines: those of
@@ -64,7 +66,7 @@ export class TurnBufferedDestination implements DestinationStream {
     if (this.#pending.length >= TURN_BUFFER_LIMIT) this.flushSync()
     else if (!this.#scheduled) {
       this.#scheduled = true
-      setImmediate(this.#flushTurn)
+      atTurnEnd(this.#flushTurn, 'after')
     }
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody, ERRORS, JSON_CONTENT_TYPE } from '../errors.js'
+import { atTurnEnd } from './turn-end.js'
 
 type OnSendDone = (err: Error | null, payload?: unknown) => void
 
@@ -12,9 +13,9 @@ export interface TurnWritesOptions {
 
 /**
  * An `onSend` hook (callback form) that holds each answer until the end of the
- * current event-loop turn (`setImmediate`, after the poll phase has handled every
- * request that arrived together) and then lets all of them go, back to back, in
- * the order they came.
+ * current event-loop turn (http/turn-end.ts `answers`: after the poll phase has
+ * handled every request that arrived together, before the turn's log lines are
+ * written) and then lets all of them go, back to back, in the order they came.
  *
  * Why: on loopback and on a busy host, a socket write also pays for waking its
  * reader. Answers written one by one, between the handling of the next requests,
@@ -54,7 +55,7 @@ export function sendAtTurnEnd(options: TurnWritesOptions): (request: FastifyRequ
     }
   }
   return (_request, reply, payload, done) => {
-    if (dones.length === 0) setImmediate(flush)
+    if (dones.length === 0) atTurnEnd(flush, 'answers')
     replies.push(reply)
     dones.push(done)
     payloads.push(payload)

@@ -1,0 +1,61 @@
+/**
+ * Work deferred to the end of the current event-loop turn, in two bands, all of it
+ * in one `setImmediate` (the check phase, after the poll phase has handled every
+ * socket that was ready):
+ * - `answers`: what a client waits for (held answers, http/turn-writes.ts), first;
+ * - `after`: what no client waits for (the log's buffered lines, logger.ts), then.
+ *
+ * Why the order: a log write is a system call to a pipe whose reader must be woken.
+ * Scheduled on its own, the log's flush ran before the answers whenever a line was
+ * logged before the first answer of the turn was held (a miss logs its audit line
+ * before it answers), and the answer waited for it.
+ *
+ * A task queued while the bands run: into `after` while the answers run (a line
+ * logged by an answer that failed, say), in this same pass; otherwise at the end of
+ * the next turn.
+ * A task that throws does not keep the others from running; the first error is
+ * thrown again once all have run, as an uncaught exception, as it would have been
+ * from a `setImmediate` of its own.
+ */
+export type TurnEndBand = 'answers' | 'after'
+
+let answers: Array<() => void> = []
+let after: Array<() => void> = []
+let scheduled = false
+
+/** Runs `task` at the end of this event-loop turn, in `band`'s order (see the module's note). */
+export function atTurnEnd(task: () => void, band: TurnEndBand): void {
+  if (band === 'answers') answers.push(task)
+  else after.push(task)
+  if (!scheduled) {
+    scheduled = true
+    setImmediate(runTurnEnd)
+  }
+}
+
+function runTurnEnd(): void {
+  let failure: { err: unknown } | undefined
+  const run = (tasks: Array<() => void>): void => {
+    // Index loop: a task may queue more into this very band.
+    for (let i = 0; i < tasks.length; i++) {
+      try {
+        ;(tasks[i] as () => void)()
+      } catch (err) {
+        failure ??= { err }
+      }
+    }
+  }
+  const held = answers
+  answers = []
+  run(held)
+  const then = after
+  after = []
+  run(then)
+  scheduled = false
+  // Queued after its band had run: the next turn's.
+  if (answers.length > 0 || after.length > 0) {
+    scheduled = true
+    setImmediate(runTurnEnd)
+  }
+  if (failure !== undefined) throw failure.err
+}
