@@ -15,7 +15,16 @@ const optionalText = z
 /** The environment variables the broker reads; see `.env.example`. */
 export const envSchema = z.object({
   TIKTOOLS_API_KEY: z.string({ error: 'required' }).trim().min(1, 'required'),
-  UPSTREAM_URL: z.url({ protocol: /^https?$/ }).default('https://api.tik.tools').transform((u) => u.replace(/\/+$/, '')),
+  // An origin and at most a path prefix: the broker adds `/authentication/jwt?apiKey=…` itself (a query, a fragment
+  // or credentials would be dropped, or would put the key where it does not belong).
+  UPSTREAM_URL: z
+    .url({ protocol: /^https?$/ })
+    .default('https://api.tik.tools')
+    .refine((u) => {
+      const url = new URL(u)
+      return url.search === '' && url.hash === '' && url.username === '' && url.password === '' && !u.includes('?') && !u.includes('#')
+    }, 'expected an origin and at most a path (no query, fragment or credentials), e.g. https://api.tik.tools')
+    .transform((u) => u.replace(/\/+$/, '')),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1).max(120_000).default(5000),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(8080),

@@ -79,6 +79,13 @@ t.test('a bad value names the variable', async (t) => {
   t.same(await problems({}), ['TIKTOOLS_API_KEY: required'])
   t.same(await problems({ ...base, PORT: 'eighty' }), ['PORT: expected number'])
   t.match(await problems({ ...base, UPSTREAM_URL: 'ftp://x' }), [/^UPSTREAM_URL: /])
+  // The broker adds the path and the query itself: anything else in the URL would be dropped, or leak the key to a proxy's log.
+  for (const url of ['https://api.tik.tools/?region=eu', 'https://api.tik.tools/#x', 'https://user:s3cret@api.tik.tools']) {
+    const found = await problems({ ...base, UPSTREAM_URL: url })
+    t.match(found, [/^UPSTREAM_URL: expected an origin and at most a path/], url)
+    t.notMatch(found.join(), /s3cret/, 'a password is not echoed')
+  }
+  t.same(await problems({ ...base, UPSTREAM_URL: 'http://[::1]:8090/tiktools/' }), [], 'a path prefix and an IPv6 host are fine')
   t.match(await problems({ ...base, LOG_LEVEL: 'loud' }), [/^LOG_LEVEL: /])
   const badRedis = await problems({ ...base, REDIS_URL: 'redis://:hunter2@host:63x79' })
   t.match(badRedis, [/^REDIS_URL: expected/])
