@@ -42,7 +42,8 @@ const TURN_BUFFER_LIMIT = 64 * 1024
  * A destination that writes what one event-loop turn logged in one write:
  * lines are collected and handed to `out` (sonic-boom, synchronous, which deals
  * with partial writes and a full pipe) at the end of the turn, after the turn's
- * held answers (http/turn-end.ts `after`): a client never waits for a log write.
+ * held answers (http/turn-end.ts `after`): a client does not wait for a log write
+ * (unless {@link TURN_BUFFER_LIMIT} of lines piles up within a turn: that is written at once).
  * When traffic is low that is at once; under load the request lines of all the
  * answers sent in one turn leave together. Pending text is written out when the
  * process exits (a crash included), so only a SIGKILL can lose lines: those of

@@ -13,9 +13,9 @@
  * A task queued while the bands run: into `after` while the answers run (a line
  * logged by an answer that failed, say), in this same pass; otherwise at the end of
  * the next turn.
- * A task that throws does not keep the others from running; the first error is
- * thrown again once all have run, as an uncaught exception, as it would have been
- * from a `setImmediate` of its own.
+ * A task that throws does not keep the others from running; once all have run, its
+ * error is thrown again as an uncaught exception, as it would have been from a
+ * `setImmediate` of its own (the first at once, any others each in a `nextTick` of its own).
  */
 export type TurnEndBand = 'answers' | 'after'
 
@@ -34,14 +34,13 @@ export function atTurnEnd(task: () => void, band: TurnEndBand): void {
 }
 
 function runTurnEnd(): void {
-  let failure: { err: unknown } | undefined
+  let failures: unknown[] | undefined
   const run = (tasks: Array<() => void>): void => {
-    // Index loop: a task may queue more into this very band.
-    for (let i = 0; i < tasks.length; i++) {
+    for (const task of tasks) {
       try {
-        ;(tasks[i] as () => void)()
+        task()
       } catch (err) {
-        failure ??= { err }
+        ;(failures ??= []).push(err)
       }
     }
   }
@@ -57,5 +56,11 @@ function runTurnEnd(): void {
     scheduled = true
     setImmediate(runTurnEnd)
   }
-  if (failure !== undefined) throw failure.err
+  if (failures === undefined) return
+  for (const err of failures.slice(1)) {
+    process.nextTick(() => {
+      throw err
+    })
+  }
+  throw failures[0]
 }
