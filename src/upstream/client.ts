@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { Pool, type Dispatcher } from 'undici'
+import { errors, Pool, type Dispatcher } from 'undici'
 import { readQuotaHeaders, readRetryAfter, type QuotaObservation } from './rate-limit-headers.js'
 
 /** The body tik.tools takes at `POST /authentication/jwt`; the broker always sends every field it means. */
@@ -74,7 +74,8 @@ function tokenOf(text: string | undefined): string | undefined {
 
 /**
  * The tik.tools client: one keep-alive connection pool to the upstream's origin, one
- * deadline over each whole call (connect, headers and body: `timeoutMs`), and never
+ * deadline over each whole call (a wait for a free connection, connect, headers and
+ * body: `timeoutMs`; a call still waiting at its deadline is never sent), and never
  * an error or log that carries the API key (it travels only in the query string of
  * the request itself).
  *
@@ -118,17 +119,25 @@ export class UpstreamClient {
       retryAfterMs?: number,
     ): MintOutcome => ({ ok: false, kind, status, reason, quota, retryAfterMs, latencyMs: latency(), sentAt, receivedAt: this.#now() })
 
+    // undici's signal aborts a call that has a connection; one still queued for a connection is only marked (it is
+    // never sent), and its promise would settle when a connection frees: `passed` settles it at the deadline itself.
     const deadline = new EventEmitter()
-    const timer = setTimeout(() => deadline.emit('abort'), this.#timeoutMs).unref()
+    let expire!: (err: Error) => void
+    const passed = new Promise<never>((_resolve, reject) => (expire = reject))
+    const timer = setTimeout(() => {
+      deadline.emit('abort')
+      expire(new errors.RequestAbortedError('deadline passed'))
+    }, this.#timeoutMs).unref()
     let answer: Dispatcher.ResponseData
     try {
-      answer = await this.#pool.request({
+      const call = this.#pool.request({
         path: this.#path,
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
         signal: deadline,
       })
+      answer = await Promise.race([call, passed])
     } catch (err) {
       clearTimeout(timer)
       // The deadline aborts (RequestAbortedError, 'AbortError'); undici's own timeouts are *TimeoutError.

@@ -88,13 +88,54 @@ t.test('the timeout bounds the whole call: no answer at all, and an answer whose
   t.ok(slowMs >= 350 && slowMs < 1500, `gave up after ${Math.round(slowMs)} ms, not after the answer ended`)
 })
 
-t.test('a call that ends before the timeout leaves no timer behind', async (t) => {
-  const up = await serve(t, (_req, res) => ok(res))
+t.test('every deadline timer a call sets is cleared when the call ends, by an answer or a failure', async (t) => {
+  const up = await serve(t, (req, res) => (req.url?.includes('fail') === true ? res.destroy() : ok(res)))
   const c = client(t, up.url, 60_000)
-  const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
-  for (let i = 0; i < 20; i++) await c.mint({ expire_after: 60, max_websockets: 1 })
-  const after = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
-  t.ok(after <= before + 1, `timers before ${before}, after twenty calls ${after}`)
+  // The client's timers, seen by their delay: wrap the globals it calls for the length of this test.
+  const set = globalThis.setTimeout
+  const clear = globalThis.clearTimeout
+  const pending = new Set<unknown>()
+  let made = 0
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    const timer = set(fn, ms)
+    if (ms === 60_000) {
+      made += 1
+      pending.add(timer)
+    }
+    return timer
+  }) as typeof setTimeout
+  globalThis.clearTimeout = ((timer: Parameters<typeof clearTimeout>[0]) => {
+    pending.delete(timer)
+    clear(timer)
+  }) as typeof clearTimeout
+  t.teardown(() => {
+    globalThis.setTimeout = set
+    globalThis.clearTimeout = clear
+  })
+  for (let i = 0; i < 10; i++) t.equal((await c.mint({ expire_after: 60, max_websockets: 1 })).ok, true)
+  const failing = new UpstreamClient({ url: `${up.url}/fail`, apiKey: KEY, timeoutMs: 60_000 })
+  t.teardown(() => failing.close())
+  for (let i = 0; i < 5; i++) t.match(await failing.mint({ expire_after: 60, max_websockets: 1 }), { ok: false, kind: 'unavailable' })
+  t.equal(made, 15, 'one deadline per call')
+  t.equal(pending.size, 0, 'all of them cleared')
+})
+
+t.test('calls queued behind a full pool give up at their deadline and never reach the upstream after it', async (t) => {
+  const up = await serve(t, () => {})
+  const c = client(t, up.url, 400)
+  const started = performance.now()
+  // The pool has 32 connections: the last 8 of these wait for one.
+  const outcomes = await Promise.all(Array.from({ length: 40 }, () => c.mint({ expire_after: 60, max_websockets: 1 }).then((o) => ({ o, ms: performance.now() - started }))))
+  for (const { o, ms } of outcomes) {
+    t.match(o, { ok: false, kind: 'unavailable', status: 'timeout' })
+    t.ok(ms >= 350 && ms < 1500, `settled after ${Math.round(ms)} ms`)
+  }
+  // What was on the wire at the deadline has arrived by now (loopback; the server shares this process's event loop).
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const sent = up.seen.length
+  t.ok(sent >= 32 && sent <= 40, `${sent} sent`)
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  t.equal(up.seen.length, sent, 'none reaches the upstream after its call gave up')
 })
 
 t.test('an answer larger than 64 KiB is not read to its end: an error without a token', async (t) => {
