@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { derivePurposeKey, hashName } from '../cache/crypto.js'
+import { atTurnEnd } from '../http/turn-end.js'
 import { lineWriter } from '../logger.js'
 import type { Grant } from '../policy/grant.js'
 
@@ -10,6 +11,7 @@ import type { Grant } from '../policy/grant.js'
  * unless the operator asks for them in clear.
  */
 export interface AuditLog {
+  /** One `token.mint` line, written at the end of the current event-loop turn, after the turn's answers. */
   mint(grant: Grant): void
   adminChange(action: string, tenantId: string | null, detail: Record<string, unknown>): void
 }
@@ -31,15 +33,21 @@ export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): A
   const subject = (s: string): string => (options.subjects === 'plain' ? s : `hmac:${hashName(key, s)}`)
   return {
     mint(grant) {
-      write(
-        'info',
-        {
-          event: 'token.mint',
-          tenant: grant.tenantId,
-          subject: subject(grant.subject),
-          grant: { creators: grant.creators, expireAfter: grant.expireAfter, maxWebsockets: grant.maxWebsockets },
-        },
-        'audit',
+      // Made and written at the end of the turn, after the answer it is about (http/turn-end.ts `after`): the subject's
+      // HMAC and the line are no part of what the client waits for (a pending line survives an exit, see turn-end).
+      atTurnEnd(
+        () =>
+          write(
+            'info',
+            {
+              event: 'token.mint',
+              tenant: grant.tenantId,
+              subject: subject(grant.subject),
+              grant: { creators: grant.creators, expireAfter: grant.expireAfter, maxWebsockets: grant.maxWebsockets },
+            },
+            'audit',
+          ),
+        'after',
       )
     },
     adminChange(action, tenantId, detail) {

@@ -13,6 +13,11 @@
  * A task queued while the bands run: into `after` while the answers run (a line
  * logged by an answer that failed, say), in this same pass; otherwise at the end of
  * the next turn.
+ * If the process exits before a turn's end (`process.exit`, a crash), the `after`
+ * tasks still pending run in its `exit` event, before the log's own exit flush
+ * (this module's listener is added first, when the logger imports it), so a line
+ * handed over as a task is not lost where a buffered line would not be.
+ *
  * A task that throws does not keep the others from running; once all have run, its
  * error is thrown again as an uncaught exception, as it would have been from a
  * `setImmediate` of its own (the first at once, any others each in a `nextTick` of its own).
@@ -32,6 +37,19 @@ export function atTurnEnd(task: () => void, band: TurnEndBand): void {
     setImmediate(runTurnEnd)
   }
 }
+
+// What a process exiting mid-turn still owes: the `after` band (no client is left to answer).
+process.on('exit', () => {
+  const pending = after
+  after = []
+  for (const task of pending) {
+    try {
+      task()
+    } catch {
+      // Exiting already: nothing left to tell.
+    }
+  }
+})
 
 function runTurnEnd(): void {
   let failures: unknown[] | undefined
