@@ -10,6 +10,7 @@
  * drives) records from READY to SIGTERM: the load, not the start-up.
  */
 import diagnostics from 'node:diagnostics_channel'
+import type { ServerResponse } from 'node:http'
 import { writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
@@ -144,20 +145,19 @@ if (timingFile !== undefined) {
 
 function recordTiming(): () => Array<[number, number]> {
   const samples: Array<[number, number]> = []
-  const arrived = new WeakMap<object, number>()
   let upstreamSince = 0
   let upstreamMs = 0
   const handlers: Record<string, (message: unknown) => void> = {
     'http.server.request.start': (m) => {
-      arrived.set((m as { request: object }).request, performance.now())
+      const since = performance.now()
       upstreamMs = 0
+      // 'prefinish': the answer's last bytes handed to the socket, inside `end()`. Not 'finish' (Node's
+      // `http.server.response.finish`), which comes a tick later and, in the broker, after the rest of its
+      // turn's end: the log lines and the audit line, which the client does not wait for (http/turn-end.ts).
+      ;(m as { response: ServerResponse }).response.once('prefinish', () => samples.push([performance.now() - since, upstreamMs]))
     },
     'undici:request:create': () => (upstreamSince = performance.now()),
     'undici:request:trailers': () => (upstreamMs += performance.now() - upstreamSince),
-    'http.server.response.finish': (m) => {
-      const since = arrived.get((m as { request: object }).request)
-      if (since !== undefined) samples.push([performance.now() - since, upstreamMs])
-    },
   }
   for (const [name, handler] of Object.entries(handlers)) diagnostics.subscribe(name, handler)
   return () => {
