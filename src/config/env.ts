@@ -21,8 +21,9 @@ export const envSchema = z.object({
     .url({ protocol: /^https?$/ })
     .default('https://api.tik.tools')
     .refine((u) => {
+      // By the text: a bare '?' or '#' leaves URL's search and hash empty.
       const url = new URL(u)
-      return url.search === '' && url.hash === '' && url.username === '' && url.password === '' && !u.includes('?') && !u.includes('#')
+      return !u.includes('?') && !u.includes('#') && url.username === '' && url.password === ''
     }, 'expected an origin and at most a path (no query, fragment or credentials), e.g. https://api.tik.tools')
     .transform((u) => u.replace(/\/+$/, '')),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1).max(120_000).default(5000),

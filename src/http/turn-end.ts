@@ -38,43 +38,40 @@ export function atTurnEnd(task: () => void, band: TurnEndBand): void {
   }
 }
 
-// What a process exiting mid-turn still owes: the `after` band (no client is left to answer).
+/** Runs every task, each whatever the others did; the errors thrown, in order, added to `failures`. */
+function runAll(tasks: Array<() => void>, failures: unknown[]): void {
+  for (const task of tasks) {
+    try {
+      task()
+    } catch (err) {
+      failures.push(err)
+    }
+  }
+}
+
+// What a process exiting mid-turn still owes: the `after` band (no client is left to answer). Exiting already: an
+// error is not thrown again.
 process.on('exit', () => {
   const pending = after
   after = []
-  for (const task of pending) {
-    try {
-      task()
-    } catch {
-      // Exiting already: nothing left to tell.
-    }
-  }
+  runAll(pending, [])
 })
 
 function runTurnEnd(): void {
-  let failures: unknown[] | undefined
-  const run = (tasks: Array<() => void>): void => {
-    for (const task of tasks) {
-      try {
-        task()
-      } catch (err) {
-        ;(failures ??= []).push(err)
-      }
-    }
-  }
+  const failures: unknown[] = []
   const held = answers
   answers = []
-  run(held)
+  runAll(held, failures)
   const then = after
   after = []
-  run(then)
+  runAll(then, failures)
   scheduled = false
   // Queued after its band had run: the next turn's.
   if (answers.length > 0 || after.length > 0) {
     scheduled = true
     setImmediate(runTurnEnd)
   }
-  if (failures === undefined) return
+  if (failures.length === 0) return
   for (const err of failures.slice(1)) {
     process.nextTick(() => {
       throw err

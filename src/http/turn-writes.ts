@@ -31,34 +31,17 @@ export interface TurnWritesOptions {
  */
 export function sendAtTurnEnd(options: TurnWritesOptions): (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: OnSendDone) => void {
   const { log, closing } = options
-  let replies: FastifyReply[] = []
-  let dones: OnSendDone[] = []
-  let payloads: unknown[] = []
-  const flush = (): void => {
-    const heldReplies = replies
-    const heldDones = dones
-    const bodies = payloads
-    replies = []
-    dones = []
-    payloads = []
-    const close = closing()
-    for (let i = 0; i < heldDones.length; i++) {
-      const reply = heldReplies[i] as FastifyReply
+  return (_request, reply, payload, done) => {
+    atTurnEnd(() => {
       try {
-        if (close) reply.header('connection', 'close')
-        ;(heldDones[i] as OnSendDone)(null, bodies[i])
+        if (closing()) reply.header('connection', 'close')
+        done(null, payload)
       } catch (err) {
         // One answer that fails to go out must not hold back the others of its turn, nor leave its client waiting.
         log.error({ err: { message: (err as Error).message } }, 'sending an answer failed; answered 500 instead')
         failed(reply.raw)
       }
-    }
-  }
-  return (_request, reply, payload, done) => {
-    if (dones.length === 0) atTurnEnd(flush, 'answers')
-    replies.push(reply)
-    dones.push(done)
-    payloads.push(payload)
+    }, 'answers')
   }
 }
 
