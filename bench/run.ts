@@ -161,22 +161,22 @@ async function timedInside(url: string, run: () => Promise<Measured>): Promise<{
 /** Each server's process, by URL: its CPU time is read around every measured run. */
 const pids = new Map<string, number>()
 
-/** CPU time (user + system, all threads) a process has used, in µs; NaN where /proc is not there. */
-function cpuUs(pid: number | undefined): number {
+/** CPU time a process has used (all threads), in µs: in user mode and in the kernel (system calls, loopback TCP); NaN where /proc is not there. */
+function cpuUs(pid: number | undefined): { user: number; sys: number } {
   try {
     // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
     const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) * 10_000
+    return { user: Number(fields[11]) * 10_000, sys: Number(fields[12]) * 10_000 }
   } catch {
-    return Number.NaN
+    return { user: Number.NaN, sys: Number.NaN }
   }
 }
 
 const loader = fork(here('./load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 children.push(loader)
 let nextId = 0
-/** What a measured run gives: the client's view, and the server's CPU time per answered request (µs). */
-type Measured = LoadResult & { cpuPerRequest: number }
+/** What a measured run gives: the client's view, and the server's CPU time per answered request (µs), in all and its user-mode part. */
+type Measured = LoadResult & { cpuPerRequest: number; userPerRequest: number }
 
 /**
  * Runs load from the load process. The server's own CPU time per request is
@@ -189,7 +189,9 @@ async function load(spec: LoadSpec): Promise<Measured> {
   const pid = pids.get(spec.url)
   const before = cpuUs(pid)
   const result = await loadOnce({ ...spec, warmupS: 0 })
-  return { ...result, cpuPerRequest: (cpuUs(pid) - before) / (result.ok + result.failed) }
+  const after = cpuUs(pid)
+  const answered = result.ok + result.failed
+  return { ...result, cpuPerRequest: (after.user + after.sys - before.user - before.sys) / answered, userPerRequest: (after.user - before.user) / answered }
 }
 
 function loadOnce(spec: LoadSpec): Promise<LoadResult> {
@@ -301,6 +303,7 @@ const meanOf = (a: Measured, b: Measured): Measured => ({
   p50: (a.p50 + b.p50) / 2,
   p99: (a.p99 + b.p99) / 2,
   cpuPerRequest: (a.cpuPerRequest + b.cpuPerRequest) / 2,
+  userPerRequest: (a.userPerRequest + b.userPerRequest) / 2,
 })
 const paired = new Map<string, Array<{ row: Measured; bare: Measured }>>()
 const seqBare: Measured[] = []
@@ -415,9 +418,11 @@ progress('done')
 const rows: TableRow[] = []
 const rps = (rs: LoadResult[]): string => spread(rs.map((r) => r.rps), fmt.int)
 const cpu = (rs: Measured[]): string => spread(rs.map((r) => r.cpuPerRequest), fmt.us)
+/** The server CPU split: user mode (JavaScript, V8, the HTTP parser) and the kernel (system calls, loopback TCP), medians in µs per request. */
+const split = (rs: Measured[]): string => `CPU µs/req: user ${fmt.us(median(rs.map((r) => r.userPerRequest)))} + kernel ${fmt.us(median(rs.map((r) => r.cpuPerRequest - r.userPerRequest)))}`
 const ms = (rs: LoadResult[], q: 'p50' | 'p99'): string => spread(rs.map((r) => r[q]), fmt.ms)
 rows.push({ section: `${CONNECTIONS} connections, ${DURATION_S} s each; every row between two bare runs (before, after) sent its request; ratios to their mean` })
-if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', cpu(bare), '1.00', ''] })
+if (bare.length > 0) rows.push({ label: 'bare Fastify (constant ~400 B JSON)', cells: [rps(bare), ms(bare, 'p50'), ms(bare, 'p99'), '1.00', '1.00', cpu(bare), '1.00', split(bare)] })
 for (const row of hitRows) {
   if (!wanted(row.id)) continue
   const pairs = paired.get(row.id)
@@ -436,7 +441,7 @@ for (const row of hitRows) {
       spread(pairs.map((p) => p.row.p99 / p.bare.p99), fmt.ratio),
       cpu(rs),
       spread(pairs.map((p) => p.row.cpuPerRequest / p.bare.cpuPerRequest), fmt.ratio),
-      '',
+      split(rs),
     ],
   })
 }

@@ -50,6 +50,10 @@ t.test('the bench runs end to end and prints its table with every row', { timeou
   }
   t.match(out, /mints 10 \(expected 10\)/, 'a burst mints once per key')
   t.match(out, /p50 adds -?\d+ µs to bare/, 'the one-connection row says what a hit adds')
+  for (const row of ROWS.slice(0, 7)) {
+    const line = out.split('\n').find((l) => l.startsWith(row)) ?? ''
+    t.match(line, /CPU µs\/req: user \d+ \+ kernel -?\d+/, `row "${row}" splits its server CPU into user mode and kernel`)
+  }
   const inside = out.match(/inside: -?\d+\.\d+ ms of its own beyond its upstream call \(\d+\.\d+ ms\)/g) ?? []
   t.equal(inside.length, 2, 'the proxy and the broker each timed a miss inside (server time less the upstream call)')
   t.match(out, /CPU \d+\.\d+ × the proxy's/, "a miss's server CPU beside the proxy's")
