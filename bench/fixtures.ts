@@ -2,6 +2,10 @@
  * What every bench process agrees on: credentials, tenants, the request
  * bodies. The orchestrator (`run.ts`) and the processes it starts import this.
  */
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { hashApiKey } from '../src/auth/api-keys.js'
 import type { Config } from '../src/config/index.js'
 import { tenantSchema, type Tenant } from '../src/config/tenant-schema.js'
@@ -12,6 +16,10 @@ export const BROKER_API_KEY = 'bench-broker-api-key-0123456789abcdef'
 export const HS_ISSUER = 'https://hs.bench.example/'
 export const ES_ISSUER = 'https://es.bench.example/'
 export const ORIGIN = 'https://app.bench.example'
+/** The V8 flags `npm start` (and the image's NODE_OPTIONS) run the broker with: every server under test gets them. */
+export const NODE_FLAGS: readonly string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .split(/\s+/)
+  .filter((a) => a.startsWith('--'))
 /** No limit of the broker's own may refuse a bench request. */
 const UNLIMITED = { perSubjectPerMinute: 1_000_000_000, perTenantPerMinute: 1_000_000_000 }
 
@@ -41,4 +49,48 @@ export function benchConfig(upstreamUrl: string, jwksUrl: string, redisUrl?: str
     adminToken: undefined,
     logLevel: 'info',
   }
+}
+
+/** The users a bench signs in as: a JWKS served on loopback for tenant `es`, and a user JWT of each tenant. */
+export interface BenchIdentities {
+  jwksUrl: string
+  /** A user JWT of tenant `hs` (HS256, valid 2 h). */
+  hsJwt: string
+  /** A user JWT of tenant `es` (ES256, its key in the JWKS, valid 2 h). */
+  esJwt: string
+  close(): void
+}
+
+/** Serves a fresh ES256 key set on `127.0.0.1:0` and signs one user JWT for each tenant. */
+export async function startIdentities(): Promise<BenchIdentities> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' }] })
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const hsJwt = await new SignJWT({ sub: 'bench-user-hs' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(HS_ISSUER)
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(new TextEncoder().encode(USER_SECRET))
+  const esJwt = await new SignJWT({ sub: 'bench-user-es' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench-1' })
+    .setIssuer(ES_ISSUER)
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey)
+  return {
+    jwksUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`,
+    hsJwt,
+    esJwt,
+    close: () => server.close(),
+  }
+}
+
+/** A hit row's request: the headers and body a browser (user JWT, `Origin`) or an app backend (broker API key) sends. */
+export function hitRequest(credential: 'hs256' | 'es256' | 'apikey', identities: BenchIdentities): { headers: Record<string, string>; body: string } {
+  if (credential === 'apikey') return { headers: { 'content-type': 'application/json', authorization: `Bearer ${BROKER_API_KEY}` }, body: API_KEY_BODY }
+  const jwt = credential === 'hs256' ? identities.hsJwt : identities.esJwt
+  return { headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}`, origin: ORIGIN }, body: HIT_BODY }
 }

@@ -4,6 +4,8 @@
  * under test. Latencies are kept as floats from autocannon's `response`
  * events: its own histogram rounds to whole milliseconds.
  */
+import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
 export interface LoadSpec {
@@ -80,6 +82,40 @@ function once(spec: LoadSpec, measured: boolean): Promise<LoadResult> {
 export async function load(spec: LoadSpec): Promise<LoadResult> {
   if ((spec.warmupS ?? 0) > 0) await once(spec, false)
   return once(spec, true)
+}
+
+/**
+ * This module in a process of its own (the load generator never shares an event loop with a
+ * server under test or with the orchestrator), and a function that runs one load there.
+ */
+export function forkLoader(): { child: ChildProcess; load: (spec: LoadSpec) => Promise<LoadResult> } {
+  const child = fork(new URL(import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  let nextId = 0
+  const run = (spec: LoadSpec): Promise<LoadResult> => {
+    const id = nextId++
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: { id: number; result?: LoadResult; error?: string }): void => {
+        if (msg.id !== id) return
+        child.off('message', onMessage)
+        if (msg.error !== undefined) reject(new Error(msg.error))
+        else resolve(msg.result as LoadResult)
+      }
+      child.on('message', onMessage)
+      child.send({ id, spec })
+    })
+  }
+  return { child, load: run }
+}
+
+/** A process's CPU so far, µs: `/proc/PID/stat`'s utime (user mode) and stime (kernel), in clock ticks (100 a second on Linux); NaN where unreadable. */
+export function cpuUs(pid: number | undefined): { user: number; sys: number } {
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return { user: Number(fields[11]) * 10_000, sys: Number(fields[12]) * 10_000 }
+  } catch {
+    return { user: Number.NaN, sys: Number.NaN }
+  }
 }
 
 if (process.send !== undefined) {

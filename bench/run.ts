@@ -12,22 +12,19 @@
  * CPU profiles of their load there; `tsx bench/profile.ts` summarises one). Exits non-zero when a request failed or a
  * burst minted other than once per key.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
-import { readFileSync } from 'node:fs'
 import { readFile, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { startSimulator } from '../src/simulator/index.js'
 import { scanKeys } from '../test/helpers/redis.js'
-import { API_KEY_BODY, BROKER_API_KEY, ES_ISSUER, HIT_BODY, HS_ISSUER, ORIGIN, UPSTREAM_KEY, USER_SECRET } from './fixtures.js'
-import type { LoadResult, LoadSpec } from './load.js'
+import { API_KEY_BODY, HIT_BODY, hitRequest, NODE_FLAGS, startIdentities, UPSTREAM_KEY } from './fixtures.js'
+import { cpuUs, forkLoader, type LoadResult, type LoadSpec } from './load.js'
 import type { MemoryResult } from './memory.js'
 import { fmt, median, renderTable, spread, type TableRow } from './table.js'
 import type { TargetSpec } from './target.js'
@@ -66,25 +63,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => fa
 
 // --- the servers this process runs: the upstream simulator and a JWKS for the ES256 tenant ---
 const sim = await startSimulator({ apiKeys: [UPSTREAM_KEY], perMinute: 1_000_000_000, perDay: 1_000_000_000_000 })
-const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
-const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' }] })
-const jwksServer: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks))
-jwksServer.listen(0, '127.0.0.1')
-await once(jwksServer, 'listening')
-const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks.json`
-
-const hsJwt = await new SignJWT({ sub: 'bench-user-hs' })
-  .setProtectedHeader({ alg: 'HS256' })
-  .setIssuer(HS_ISSUER)
-  .setIssuedAt()
-  .setExpirationTime('2h')
-  .sign(new TextEncoder().encode(USER_SECRET))
-const esJwt = await new SignJWT({ sub: 'bench-user-es' })
-  .setProtectedHeader({ alg: 'ES256', kid: 'bench-1' })
-  .setIssuer(ES_ISSUER)
-  .setIssuedAt()
-  .setExpirationTime('2h')
-  .sign(privateKey)
+const identities = await startIdentities()
+const { jwksUrl } = identities
 
 // --- Redis, when there is one: a random key prefix, deleted at the end ---
 async function redisIfAny(): Promise<Redis | undefined> {
@@ -104,8 +84,6 @@ const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
 
 // --- processes ---
 
-/** The V8 flags `npm start` (and the image's NODE_OPTIONS) run the broker with: every server under test gets them. */
-const NODE_FLAGS = (JSON.parse(readFileSync(here('../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--'))
 
 /** Starts a server under test and resolves with its URL once it prints READY. */
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
@@ -161,20 +139,8 @@ async function timedInside(url: string, run: () => Promise<Measured>): Promise<{
 /** Each server's process, by URL: its CPU time is read around every measured run. */
 const pids = new Map<string, number>()
 
-/** CPU time a process has used (all threads), in µs: in user mode and in the kernel (system calls, loopback TCP); NaN where /proc is not there. */
-function cpuUs(pid: number | undefined): { user: number; sys: number } {
-  try {
-    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
-    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return { user: Number(fields[11]) * 10_000, sys: Number(fields[12]) * 10_000 }
-  } catch {
-    return { user: Number.NaN, sys: Number.NaN }
-  }
-}
-
-const loader = fork(here('./load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+const { child: loader, load: loadOnce } = forkLoader()
 children.push(loader)
-let nextId = 0
 /** What a measured run gives: the client's view, and the server's CPU time per answered request (µs), in all and its user-mode part. */
 type Measured = LoadResult & { cpuPerRequest: number; userPerRequest: number }
 
@@ -194,19 +160,6 @@ async function load(spec: LoadSpec): Promise<Measured> {
   return { ...result, cpuPerRequest: (after.user + after.sys - before.user - before.sys) / answered, userPerRequest: (after.user - before.user) / answered }
 }
 
-function loadOnce(spec: LoadSpec): Promise<LoadResult> {
-  const id = nextId++
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: { id: number; result?: LoadResult; error?: string }): void => {
-      if (msg.id !== id) return
-      loader.off('message', onMessage)
-      if (msg.error !== undefined) reject(new Error(msg.error))
-      else resolve(msg.result as LoadResult)
-    }
-    loader.on('message', onMessage)
-    loader.send({ id, spec })
-  })
-}
 
 async function memory(): Promise<MemoryResult> {
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here('./memory.ts')], {
@@ -243,8 +196,7 @@ interface HitRow {
   body: string
 }
 const post = (headers: Record<string, string>): Record<string, string> => ({ 'content-type': 'application/json', ...headers })
-const browser = (jwt: string) => post({ authorization: `Bearer ${jwt}`, origin: ORIGIN })
-const backend = post({ authorization: `Bearer ${BROKER_API_KEY}` })
+const backend = hitRequest('apikey', identities).headers
 
 const started = await Promise.all([
   startTarget({ kind: 'bare', upstreamUrl: sim.url, jwksUrl }),
@@ -258,9 +210,9 @@ const hitRows: HitRow[] = []
 for (const store of ['memory', 'redis'] as const) {
   const url = (): string => urls[store] ?? ''
   hitRows.push(
-    { id: `${store}-hs256`, label: `hit · ${store} · HS256 user JWT`, url, headers: browser(hsJwt), body: HIT_BODY },
-    { id: `${store}-es256`, label: `hit · ${store} · ES256 user JWT (JWKS)`, url, headers: browser(esJwt), body: HIT_BODY },
-    { id: `${store}-apikey`, label: `hit · ${store} · broker API key`, url, headers: backend, body: API_KEY_BODY },
+    { id: `${store}-hs256`, label: `hit · ${store} · HS256 user JWT`, url, ...hitRequest('hs256', identities) },
+    { id: `${store}-es256`, label: `hit · ${store} · ES256 user JWT (JWKS)`, url, ...hitRequest('es256', identities) },
+    { id: `${store}-apikey`, label: `hit · ${store} · broker API key`, url, ...hitRequest('apikey', identities) },
   )
 }
 hitRows.push({ id: 'naive', label: 'naive proxy (upstream every time)', url: () => urls.naive ?? '', headers: post({}), body: HIT_BODY })
@@ -334,7 +286,7 @@ for (let rep = 0; rep < REPEATS; rep++) {
     paired.set(row.id, [...(paired.get(row.id) ?? []), { row: r, bare: meanOf(before, after) }])
   }
   if (wanted('sequential')) {
-    const spec = sequential(urls.memory as string, browser(hsJwt), HIT_BODY)
+    const spec = sequential(urls.memory as string, hitRequest('hs256', identities).headers, HIT_BODY)
     seqBare.push(await load(bareSpec(spec)))
     seqHit.push(await load(spec))
     noteFailures('sequential', seqHit.at(-1) as LoadResult)
@@ -496,7 +448,7 @@ if (mem !== undefined) {
 
 await stopAll()
 await sim.close()
-jwksServer.close()
+identities.close()
 if (redis !== undefined) {
   const keys = await scanKeys(redis, redisPrefix)
   for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500))
