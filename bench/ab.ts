@@ -9,9 +9,13 @@
  * Each argument is a server: `bare` (bare Fastify, as in `npm run bench`), `dist`
  * (this checkout's build: `npm run bench:ab` builds it first), `git:<rev>` (that
  * commit's `src/`, built into `.bench-ab/<sha>/`: its `node_modules` are this
- * checkout's), or a directory holding a `dist/` of the broker under this checkout.
- * The same argument twice starts two processes of the build: processes of one build
- * can differ by several µs per request (bench/README.md).
+ * checkout's; labelled with its short SHA), or a directory under this checkout holding
+ * a broker's `dist/` with an `openapi.yaml` beside it (the broker serves that file; its
+ * imports resolve from this checkout's `node_modules`). The same argument twice starts
+ * two processes of the build: processes of one build can differ by several µs per
+ * request (bench/README.md). Every argument is checked before anything starts; a
+ * mistake (an unknown row or revision, a directory without a build, no Redis for a
+ * Redis row) is one line on standard error and exit code 2.
  *
  * Environment: BENCH_AB_ROW (`memory-hs256`, default; `memory-es256`, `memory-apikey`,
  * `redis-hs256`, `redis-es256`, `redis-apikey`), BENCH_AB_ROUNDS (8), BENCH_DURATION_S
@@ -20,11 +24,11 @@
  * Prints one table: per server the median [min–max] over rounds of req/s, its ratio
  * to the first server's median, p99, and the server's CPU per answered request from
  * `/proc` (user mode and kernel, µs); on Redis also Redis's own CPU per request when
- * Redis runs on this machine (its `process_id` readable in `/proc`), else `–`.
+ * Redis runs on this machine (INFO's `process_id` is a `redis-server` here), else `–`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -37,24 +41,37 @@ import { cpuUs, forkLoader, type LoadSpec } from './load.js'
 import { fmt, median, renderTable, spread } from './table.js'
 import type { TargetSpec } from './target.js'
 
-const env = (name: string, fallback: number): number => {
+const USAGE =
+  'usage: [BENCH_AB_ROW=memory-hs256] npm run bench:ab -- <server> <server> ...\n' +
+  '  server: bare | dist | git:<rev> | <directory with a broker build: dist/ and openapi.yaml beside it, under this checkout>\n' +
+  '  BENCH_AB_ROW: memory-hs256 (default), memory-es256, memory-apikey, redis-hs256, redis-es256, redis-apikey\n'
+
+/** Ends the run with one line on standard error and exit code 2: a mistake in what was asked, not a failure of a server. */
+function refuse(message: string): never {
+  process.stderr.write(`bench:ab: ${message}\n`)
+  process.exit(2)
+}
+
+/** A whole number ≥ `min` from the environment, or the fallback; anything else refused. */
+function envNumber(name: string, fallback: number, min: number, integer: boolean): number {
   const v = process.env[name]
-  return v === undefined || v === '' ? fallback : Number(v)
+  if (v === undefined || v === '') return fallback
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) refuse(`${name}=${v}: expected ${integer ? 'a whole number' : 'a number'} ≥ ${min}`)
+  return n
 }
 const ROW = process.env.BENCH_AB_ROW ?? 'memory-hs256'
-const ROUNDS = env('BENCH_AB_ROUNDS', 8)
-const DURATION_S = env('BENCH_DURATION_S', 3)
-const CONNECTIONS = env('BENCH_CONNECTIONS', 50)
+const ROUNDS = envNumber('BENCH_AB_ROUNDS', 8, 1, true)
+const DURATION_S = envNumber('BENCH_DURATION_S', 3, 0.1, false)
+const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50, 1, true)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 const root = here('../')
 
 const match = /^(memory|redis)-(hs256|es256|apikey)$/.exec(ROW)
 const args = process.argv.slice(2)
-if (match === null || args.length === 0) {
-  process.stderr.write('usage: npm run bench:ab -- <bare | dist | git:<rev> | <dir>> ... (BENCH_AB_ROW=memory|redis-hs256|es256|apikey)\n')
-  process.exit(2)
-}
+if (args.length === 0) refuse(`no server named\n${USAGE}`)
+if (match === null) refuse(`BENCH_AB_ROW=${ROW} is not a row\n${USAGE}`)
 const [, store, credential] = match as unknown as [string, 'memory' | 'redis', 'hs256' | 'es256' | 'apikey']
 
 const children: ChildProcess[] = []
@@ -62,46 +79,72 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
 })
 
-/** The `dist/` directory a server argument names (building a commit first); undefined for bare Fastify. */
-function distOf(arg: string): string | undefined {
-  if (arg === 'bare') return undefined
-  if (arg.startsWith('git:')) return buildCommit(arg.slice(4))
+/** What a server argument names: bare Fastify, a build directory, or a commit (its SHA, built later). */
+type Named = { arg: string; kind: 'bare' } | { arg: string; kind: 'dist'; dist: string } | { arg: string; kind: 'git'; sha: string }
+
+/** Reads a server argument, refusing one that names nothing runnable (every argument is read before anything starts). */
+function named(arg: string): Named {
+  if (arg === 'bare') return { arg, kind: 'bare' }
+  if (arg.startsWith('git:')) return { arg, kind: 'git', sha: commitOf(arg.slice(4)) }
   const dir = isAbsolute(arg) ? arg : resolve(arg)
   const dist = existsSync(join(dir, 'app.js')) ? dir : join(dir, 'dist')
-  if (!existsSync(join(dist, 'app.js'))) throw new Error(`${arg}: no broker build (app.js) there`)
-  return dist
+  if (!existsSync(join(dist, 'app.js'))) refuse(`${arg}: no broker build there (neither ${arg}/app.js nor ${arg}/dist/app.js)`)
+  // The broker reads its OpenAPI document beside its build at start, and its dependencies from this checkout.
+  if (!existsSync(join(dist, '..', 'openapi.yaml'))) refuse(`${arg}: no openapi.yaml beside ${dist} (the broker serves it; copy or link this checkout's)`)
+  if (!dist.startsWith(root)) refuse(`${arg}: not under this checkout (${root}): the build's imports resolve from this checkout's node_modules`)
+  return { arg, kind: 'dist', dist }
 }
 
-/** Builds a commit's `src/` into `.bench-ab/<sha>/dist` (once), with this checkout's `node_modules`. */
-function buildCommit(rev: string): string {
-  let sha: string
+/** A revision's commit SHA. */
+function commitOf(rev: string): string {
   try {
-    sha = execFileSync('git', ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return execFileSync('git', ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
   } catch {
-    process.stderr.write(`bench:ab: git:${rev} is not a commit of this repository\n`)
-    process.exit(2)
+    return refuse(`git:${rev} is not a commit of this repository`)
   }
+}
+
+/**
+ * Builds a commit's `src/` into `.bench-ab/<sha>/dist` (once), with this checkout's
+ * `node_modules`. Built in a directory of its own and renamed into place when done, so an
+ * interrupted build is never taken for a finished one.
+ */
+function buildCommit(sha: string): string {
   const dir = join(root, '.bench-ab', sha)
   const dist = join(dir, 'dist')
   if (existsSync(join(dist, 'app.js'))) return dist
-  rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir, { recursive: true })
+  const building = join(root, '.bench-ab', `${sha}.building`)
+  rmSync(building, { recursive: true, force: true })
+  mkdirSync(building, { recursive: true })
   const files = ['src', 'tsconfig.json', 'tsconfig.client.json', 'openapi.yaml'].filter(
     (f) => execFileSync('git', ['ls-tree', '--name-only', sha, f], { cwd: root, encoding: 'utf8' }).trim() !== '',
   )
-  execFileSync('sh', ['-c', `git archive ${sha} ${files.join(' ')} | tar -x -C '${dir}'`], { cwd: root })
-  // The commit's node_modules would be a second install: this checkout's serve (a build that needs other
+  execFileSync('sh', ['-c', `git archive ${sha} ${files.join(' ')} | tar -x -C '${building}'`], { cwd: root })
+  // The commit's own node_modules would be a second install: this checkout's serve (a build that needs other
   // versions fails to start, and says so).
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+  symlinkSync(join(root, 'node_modules'), join(building, 'node_modules'))
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  let errors = ''
   for (const config of files.filter((f) => f.startsWith('tsconfig'))) {
     try {
-      execFileSync(process.execPath, [tsc, '-p', join(dir, config)], { cwd: dir, stdio: 'pipe' })
-    } catch {
+      execFileSync(process.execPath, [tsc, '-p', join(building, config)], { cwd: building, stdio: 'pipe' })
+    } catch (err) {
+      const failure = err as { signal?: string | null; stdout?: unknown }
+      // Interrupted (Ctrl-C reaches the compiler too): nothing of it is kept.
+      if (failure.signal != null) {
+        rmSync(building, { recursive: true, force: true })
+        refuse(`git:${sha.slice(0, 10)}: the build was interrupted (${failure.signal})`)
+      }
       // Type errors against this checkout's dependencies still emit JavaScript; app.js decides below.
+      errors += String(failure.stdout ?? '')
     }
   }
-  if (!existsSync(join(dist, 'app.js'))) throw new Error(`git:${rev}: the build left no dist/app.js`)
+  if (!existsSync(join(building, 'dist', 'app.js'))) {
+    rmSync(building, { recursive: true, force: true })
+    refuse(`git:${sha.slice(0, 10)}: the build left no dist/app.js\n${errors.slice(0, 4000)}`)
+  }
+  rmSync(dir, { recursive: true, force: true })
+  renameSync(building, dir)
   return dist
 }
 
@@ -115,14 +158,42 @@ async function start(spec: TargetSpec, dist: string | undefined): Promise<{ url:
   for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
     if (line.startsWith('READY ')) return { url: line.slice(6), pid: child.pid as number }
   }
-  throw new Error(`a server (${dist ?? 'bare'}) exited before it was ready`)
+  throw new Error(`a server (${dist ?? 'bare'}) exited before it was ready: see its output above`)
 }
 
-
-/** Redis's PID when it runs on this machine (its CPU is then read beside the servers'). */
+/**
+ * Redis's PID when it runs on this machine, so that its CPU is read beside the servers':
+ * the `process_id` of INFO, where that process here is a Redis (or Valkey) server (a
+ * Redis in a container reports the PID of its own namespace).
+ */
 async function redisPid(redis: Redis): Promise<number | undefined> {
   const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1])
-  return Number.isInteger(pid) && existsSync(`/proc/${pid}/stat`) ? pid : undefined
+  if (!Number.isInteger(pid)) return undefined
+  try {
+    return /^(redis|valkey)-server/.test(readFileSync(`/proc/${pid}/comm`, 'utf8')) ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// Every argument read (and every commit named found) before anything starts; commits built next.
+const asked = args.map(named)
+const dists = asked.map((n) => (n.kind === 'bare' ? undefined : n.kind === 'dist' ? n.dist : buildCommit(n.sha)))
+// A commit labelled by its short SHA too: a relative revision (HEAD~3) names another commit tomorrow.
+const labels = asked.map((n) => (n.kind === 'git' && !n.sha.startsWith(n.arg.slice(4)) ? `${n.arg} (${n.sha.slice(0, 7)})` : n.arg))
+
+let redis: Redis | undefined
+if (store === 'redis') {
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+  } catch (err) {
+    client.disconnect()
+    refuse(`no Redis at ${REDIS_URL} (${(err as Error).message}) for the ${ROW} row; set BENCH_REDIS_URL`)
+  }
+  redis = client
 }
 
 const { child: loader, load } = forkLoader()
@@ -130,9 +201,23 @@ children.push(loader)
 
 const sim = await startSimulator({ apiKeys: [UPSTREAM_KEY], perMinute: 1_000_000_000, perDay: 1_000_000_000_000 })
 const identities = await startIdentities()
-const redis = store === 'redis' ? new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 2000 }) : undefined
-// Each broker its own keys (a build's cache and counters are not another's), all under one prefix deleted at the end.
+// Each broker its own keys (a build's cache and counters are not another's), all under one prefix deleted at the end
+// (also on SIGINT or SIGTERM; otherwise the keys' own TTLs, at most the token's lifetime, remove them).
 const keyPrefix = `tkb:bench-ab:${randomBytes(6).toString('hex')}:`
+async function cleanUp(): Promise<void> {
+  for (const c of children) c.kill('SIGTERM')
+  if (redis === undefined) return
+  const keys = await scanKeys(redis, keyPrefix)
+  if (keys.length > 0) await redis.del(...keys)
+  redis.disconnect()
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanUp()
+      .catch(() => {})
+      .finally(() => process.exit(130))
+  })
+}
 const redisProcess = redis === undefined ? undefined : await redisPid(redis)
 const request = hitRequest(credential, identities)
 
@@ -149,14 +234,22 @@ interface Server {
   usesRedis: boolean
 }
 const servers: Server[] = []
-for (const arg of args) {
-  const dist = distOf(arg)
+for (const [i, dist] of dists.entries()) {
   const spec: TargetSpec =
     dist === undefined
       ? { kind: 'bare', upstreamUrl: sim.url, jwksUrl: identities.jwksUrl }
       : { kind: 'broker', upstreamUrl: sim.url, jwksUrl: identities.jwksUrl, ...(redis !== undefined && { redisUrl: REDIS_URL, keyPrefix: `${keyPrefix}${servers.length}:` }) }
-  const label = servers.some((s) => s.label === arg) ? `${arg} (${servers.filter((s) => s.label.startsWith(arg)).length + 1})` : arg
-  servers.push({ label, ...(await start(spec, dist)), rps: [], p99: [], user: [], sys: [], redisUs: [], usesRedis: spec.redisUrl !== undefined })
+  const label = labels[i] as string
+  const before = labels.slice(0, i).filter((l) => l === label).length
+    let started: { url: string; pid: number }
+  try {
+    started = await start(spec, dist)
+  } catch (err) {
+    process.stderr.write(`bench:ab: ${label}: ${(err as Error).message}\n`)
+    await cleanUp()
+    process.exit(1)
+  }
+  servers.push({ label: before === 0 ? label : `${label} (${before + 1})`, ...started, rps: [], p99: [], user: [], sys: [], redisUs: [], usesRedis: spec.redisUrl !== undefined })
 }
 
 const spec = (url: string, durationS: number, warmupS: number): LoadSpec => ({
@@ -218,12 +311,7 @@ process.stdout.write(
   ) + '\n',
 )
 
-for (const c of children) c.kill('SIGTERM')
+await cleanUp()
 await sim.close()
 identities.close()
-if (redis !== undefined) {
-  const keys = await scanKeys(redis, keyPrefix)
-  if (keys.length > 0) await redis.del(...keys)
-  redis.disconnect()
-}
 process.exit(0)

@@ -34,13 +34,20 @@ t.test('two servers side by side on Redis: a row each, with req/s, the ratio to 
   t.equal(bare[6], '–', 'bare Fastify uses no Redis')
 })
 
-t.test('an unknown row or no server is refused with the usage, not run', async (t) => {
-  const unknown = await ab(['bare'], { BENCH_AB_ROW: 'memory-rs256' })
-  t.equal(unknown.code, 2)
-  t.match(unknown.err, /usage: npm run bench:ab/)
-  const none = await ab([], {})
-  t.equal(none.code, 2)
-  const rev = await ab(['git:no-such-revision'], {})
-  t.equal(rev.code, 2)
-  t.match(rev.err, /git:no-such-revision is not a commit of this repository/)
+t.test('a mistake in what was asked is one line and exit code 2, before any server starts', async (t) => {
+  const cases: Array<[string, string[], Record<string, string>, RegExp]> = [
+    ['an unknown row', ['bare'], { BENCH_AB_ROW: 'memory-rs256' }, /BENCH_AB_ROW=memory-rs256 is not a row\nusage: /],
+    ['no server', [], {}, /no server named\nusage: /],
+    ['an unknown revision, after a good server', ['bare', 'git:no-such-revision'], {}, /git:no-such-revision is not a commit of this repository/],
+    ['a directory without a build', ['bare', 'test'], {}, /test: no broker build there/],
+    ['a number that is not one', ['bare'], { BENCH_AB_ROUNDS: 'two' }, /BENCH_AB_ROUNDS=two: expected a whole number ≥ 1/],
+    ['no Redis for a Redis row', ['bare'], { BENCH_AB_ROW: 'redis-hs256', BENCH_REDIS_URL: 'redis://127.0.0.1:1' }, /no Redis at redis:\/\/127\.0\.0\.1:1 .*set BENCH_REDIS_URL/],
+  ]
+  for (const [name, args, env, message] of cases) {
+    const { code, out, err } = await ab(args, env)
+    t.equal(code, 2, `${name}: exit code 2`)
+    t.match(err, message, `${name}: says what is wrong`)
+    t.notMatch(err, /\n\s+at /, `${name}: no stack trace`)
+    t.equal(out, '', `${name}: no table`)
+  }
 })
