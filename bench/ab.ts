@@ -26,20 +26,20 @@
  * `/proc` (user mode and kernel, µs); on Redis also Redis's own CPU per request when
  * Redis runs on this machine (INFO's `process_id` is a `redis-server` here), else `–`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { isAbsolute, join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { startSimulator } from '../src/simulator/index.js'
 import { scanKeys } from '../test/helpers/redis.js'
-import { hitRequest, NODE_FLAGS, startIdentities, UPSTREAM_KEY } from './fixtures.js'
+import { hitRequest, startIdentities, UPSTREAM_KEY } from './fixtures.js'
 import { cpuUs, forkLoader, type LoadSpec } from './load.js'
 import { fmt, median, renderTable, spread } from './table.js'
 import type { TargetSpec } from './target.js'
+import { spawnTarget } from './targets.js'
 
 const USAGE =
   'usage: [BENCH_AB_ROW=memory-hs256] npm run bench:ab -- <server> <server> ...\n' +
@@ -86,7 +86,7 @@ type Named = { arg: string; kind: 'bare' } | { arg: string; kind: 'dist'; dist: 
 function named(arg: string): Named {
   if (arg === 'bare') return { arg, kind: 'bare' }
   if (arg.startsWith('git:')) return { arg, kind: 'git', sha: commitOf(arg.slice(4)) }
-  const dir = isAbsolute(arg) ? arg : resolve(arg)
+  const dir = resolve(arg)
   const dist = existsSync(join(dir, 'app.js')) ? dir : join(dir, 'dist')
   if (!existsSync(join(dist, 'app.js'))) refuse(`${arg}: no broker build there (neither ${arg}/app.js nor ${arg}/dist/app.js)`)
   // The broker reads its OpenAPI document beside its build at start, and its dependencies from this checkout.
@@ -148,18 +148,6 @@ function buildCommit(sha: string): string {
   return dist
 }
 
-/** Starts one server under test; its URL once it prints READY, and its PID. */
-async function start(spec: TargetSpec, dist: string | undefined): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', here('./target.ts')], {
-    env: { ...process.env, BENCH_TARGET: JSON.stringify(spec), ...(dist !== undefined && { BENCH_DIST: dist }) },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  children.push(child)
-  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
-    if (line.startsWith('READY ')) return { url: line.slice(6), pid: child.pid as number }
-  }
-  throw new Error(`a server (${dist ?? 'bare'}) exited before it was ready: see its output above`)
-}
 
 /**
  * Redis's PID when it runs on this machine, so that its CPU is read beside the servers':
@@ -241,15 +229,17 @@ for (const [i, dist] of dists.entries()) {
       : { kind: 'broker', upstreamUrl: sim.url, jwksUrl: identities.jwksUrl, ...(redis !== undefined && { redisUrl: REDIS_URL, keyPrefix: `${keyPrefix}${servers.length}:` }) }
   const label = labels[i] as string
   const before = labels.slice(0, i).filter((l) => l === label).length
-    let started: { url: string; pid: number }
+  const { child, ready } = spawnTarget(spec, dist === undefined ? {} : { BENCH_DIST: dist })
+  children.push(child)
+  let url: string
   try {
-    started = await start(spec, dist)
+    url = await ready
   } catch (err) {
-    process.stderr.write(`bench:ab: ${label}: ${(err as Error).message}\n`)
+    process.stderr.write(`bench:ab: ${label}: ${(err as Error).message} (its output is above)\n`)
     await cleanUp()
     process.exit(1)
   }
-  servers.push({ label: before === 0 ? label : `${label} (${before + 1})`, ...started, rps: [], p99: [], user: [], sys: [], redisUs: [], usesRedis: spec.redisUrl !== undefined })
+  servers.push({ label: before === 0 ? label : `${label} (${before + 1})`, url, pid: child.pid as number, rps: [], p99: [], user: [], sys: [], redisUs: [], usesRedis: spec.redisUrl !== undefined })
 }
 
 const spec = (url: string, durationS: number, warmupS: number): LoadSpec => ({
@@ -266,12 +256,13 @@ for (const s of servers) await load(spec(s.url, 1, 1))
 for (let round = 0; round < ROUNDS; round++) {
   process.stderr.write(`bench:ab: round ${round + 1} of ${ROUNDS}\n`)
   for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
+    // Each load opens its connections anew: half a second of unmeasured load first, outside the CPU read.
+    await load(spec(s.url, 0.5, 0))
     const before = cpuUs(s.pid)
     const redisBefore = redisProcess === undefined || !s.usesRedis ? undefined : cpuUs(redisProcess)
-    // The measured load's own warm-up (0.5 s) is in the CPU read: counted by its share of the round's time.
-    const result = await load(spec(s.url, DURATION_S, 0.5))
+    const result = await load(spec(s.url, DURATION_S, 0))
     const after = cpuUs(s.pid)
-    const answered = result.ok * (1 + 0.5 / result.seconds)
+    const answered = result.ok + result.failed
     if (result.failed > 0) process.stderr.write(`bench:ab: ${s.label}: ${result.failed} requests failed\n`)
     s.rps.push(result.rps)
     s.p99.push(result.p99)

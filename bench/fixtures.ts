@@ -3,7 +3,6 @@
  * bodies. The orchestrator (`run.ts`) and the processes it starts import this.
  */
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { hashApiKey } from '../src/auth/api-keys.js'
@@ -16,10 +15,6 @@ export const BROKER_API_KEY = 'bench-broker-api-key-0123456789abcdef'
 export const HS_ISSUER = 'https://hs.bench.example/'
 export const ES_ISSUER = 'https://es.bench.example/'
 export const ORIGIN = 'https://app.bench.example'
-/** The V8 flags `npm start` (and the image's NODE_OPTIONS) run the broker with: every server under test gets them. */
-export const NODE_FLAGS: readonly string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start
-  .split(/\s+/)
-  .filter((a) => a.startsWith('--'))
 /** No limit of the broker's own may refuse a bench request. */
 const UNLIMITED = { perSubjectPerMinute: 1_000_000_000, perTenantPerMinute: 1_000_000_000 }
 

@@ -18,16 +18,16 @@ import { once } from 'node:events'
 import { readFile, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { startSimulator } from '../src/simulator/index.js'
 import { scanKeys } from '../test/helpers/redis.js'
-import { API_KEY_BODY, HIT_BODY, hitRequest, NODE_FLAGS, startIdentities, UPSTREAM_KEY } from './fixtures.js'
+import { API_KEY_BODY, HIT_BODY, hitRequest, startIdentities, UPSTREAM_KEY } from './fixtures.js'
 import { cpuUs, forkLoader, type LoadResult, type LoadSpec } from './load.js'
 import type { MemoryResult } from './memory.js'
 import { fmt, median, renderTable, spread, type TableRow } from './table.js'
 import type { TargetSpec } from './target.js'
+import { NODE_FLAGS, spawnTarget } from './targets.js'
 
 const env = (name: string, fallback: number): number => {
   const v = process.env[name]
@@ -89,22 +89,9 @@ const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
   const timingFile = join(tmpdir(), `tkb-bench-timing-${randomBytes(6).toString('hex')}.json`)
-  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', here('./target.ts')], {
-    env: { ...process.env, BENCH_TARGET: JSON.stringify(withProfile), BENCH_TIMING_FILE: timingFile },
-    // stdin stays open: the target exits when it closes, so no server outlives this process.
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
+  const { child, ready } = spawnTarget(withProfile, { BENCH_TIMING_FILE: timingFile })
   children.push(child)
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-  const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`bench target ${spec.kind} exited (${String(code)}) before it was ready`)
-  })
-  const ready = (async () => {
-    for await (const line of lines) if (line.startsWith('READY ')) return line.slice(6)
-    throw new Error(`bench target ${spec.kind} closed its output`)
-  })()
-  const url = await Promise.race([ready, exited])
-  exited.catch(() => {})
+  const url = await ready
   if (child.pid !== undefined) pids.set(url, child.pid)
   timingFiles.set(url, timingFile)
   return url
