@@ -78,10 +78,11 @@ let closeState = async (): Promise<void> => {}
 if (spec.kind === 'bare') app = bare()
 else if (spec.kind === 'naive') app = naive(spec.upstreamUrl)
 else {
-  // Production logs at info to standard output, one write per event-loop turn (logger.ts); here the same lines,
-  // written the same way, go to /dev/null. A build from before that change writes each line as it did then.
-  const devNull = pino.destination({ dest: '/dev/null', sync: true })
-  const logger = createLogger('info', TurnBufferedDestination === undefined ? devNull : new TurnBufferedDestination(devNull))
+  // Production logs at info to standard output, in few writes (logger.ts); here the same lines, written the same
+  // way, go to /dev/null, or to BENCH_LOG_FILE (a FIFO with a reader stands in for a container's stdout pipe). A
+  // build from before that change writes each line as it did then.
+  const out = pino.destination({ dest: process.env.BENCH_LOG_FILE ?? '/dev/null', sync: true })
+  const logger = createLogger('info', TurnBufferedDestination === undefined ? out : new TurnBufferedDestination(out))
   const config = benchConfig(spec.upstreamUrl, spec.jwksUrl, spec.redisUrl)
   const state = await createState(config, logger, { keyPrefix: spec.keyPrefix ?? 'tkb:bench:' })
   app = await buildApp(config, {

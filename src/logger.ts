@@ -38,28 +38,49 @@ const FRAMING = [pino.symbols.mixinSym, pino.symbols.hooksSym, (pino.symbols as 
 /** Buffered text that is written at once rather than at the end of the turn (bytes, roughly). */
 const TURN_BUFFER_LIMIT = 64 * 1024
 
+/** Shortest time between two writes of a {@link TurnBufferedDestination}, ms (lines logged sooner wait for it). */
+export const LOG_WRITE_INTERVAL_MS = 10
+
+/** How a {@link TurnBufferedDestination} paces its writes; tests set both. */
+export interface TurnBufferOptions {
+  /** Shortest time between two writes, ms; 0 writes at the end of every turn that logged. Default {@link LOG_WRITE_INTERVAL_MS}. */
+  intervalMs?: number
+  /** The clock, ms (monotonic). Default `performance.now`. */
+  now?: () => number
+}
+
 /**
- * A destination that writes what one event-loop turn logged in one write:
- * lines are collected and handed to `out` (sonic-boom, synchronous, which deals
- * with partial writes and a full pipe) at the end of the turn, after the turn's
- * held answers (http/turn-end.ts `after`): a client does not wait for a log write
- * (unless {@link TURN_BUFFER_LIMIT} of lines piles up within a turn: that is written at once).
- * When traffic is low that is at once; under load the request lines of all the
- * answers sent in one turn leave together. Pending text is written out when the
- * process exits (a crash included), so only a SIGKILL can lose lines: those of
- * the turn it interrupted.
+ * A destination that writes what the broker logs in few writes: lines are
+ * collected and handed to `out` (sonic-boom, synchronous, which deals with
+ * partial writes and a full pipe) together, at the end of an event-loop turn
+ * after the turn's held answers (http/turn-end.ts `after`), so a client does not
+ * wait for a log write; and no sooner than `intervalMs` (10 ms) after the last
+ * write, so that a broker answering one request a turn (a single keep-alive
+ * client, a quiet hour's trickle) does not pay a write, and its reader a
+ * wake-up, for every line. A line logged after a pause of `intervalMs` or more
+ * leaves at the end of its own turn, at once; one logged sooner leaves when the
+ * interval is up (a timer), with every line logged meanwhile. Text that piles up
+ * to {@link TURN_BUFFER_LIMIT} is written at once. Pending text is written out
+ * when the process exits (a crash included), so only a SIGKILL can lose lines:
+ * at most the last `intervalMs`'.
  */
 export class TurnBufferedDestination implements DestinationStream {
   readonly #out: DestinationStream & { flushSync?: () => void }
+  readonly #intervalMs: number
+  readonly #now: () => number
   #pending = ''
   #scheduled = false
-  readonly #flushTurn = (): void => {
+  /** When the last write was made (the clock's ms); -Infinity before the first. */
+  #lastWrite = Number.NEGATIVE_INFINITY
+  readonly #flushScheduled = (): void => {
     this.#scheduled = false
     this.flushSync()
   }
 
-  constructor(out: DestinationStream) {
+  constructor(out: DestinationStream, options: TurnBufferOptions = {}) {
     this.#out = out
+    this.#intervalMs = options.intervalMs ?? LOG_WRITE_INTERVAL_MS
+    this.#now = options.now ?? performance.now.bind(performance)
   }
 
   write(text: string): void {
@@ -67,7 +88,10 @@ export class TurnBufferedDestination implements DestinationStream {
     if (this.#pending.length >= TURN_BUFFER_LIMIT) this.flushSync()
     else if (!this.#scheduled) {
       this.#scheduled = true
-      atTurnEnd(this.#flushTurn, 'after')
+      const wait = this.#lastWrite + this.#intervalMs - this.#now()
+      if (wait <= 0) atTurnEnd(this.#flushScheduled, 'after')
+      // Unreferenced: pending lines do not keep a process alive; its exit writes them.
+      else setTimeout(this.#flushScheduled, Math.ceil(wait)).unref()
     }
   }
 
@@ -76,6 +100,7 @@ export class TurnBufferedDestination implements DestinationStream {
     if (this.#pending === '') return
     const text = this.#pending
     this.#pending = ''
+    this.#lastWrite = this.#now()
     this.#out.write(text)
   }
 
@@ -87,10 +112,10 @@ export class TurnBufferedDestination implements DestinationStream {
 }
 
 /**
- * Standard output as the default destination: one write(2) per event-loop turn
- * ({@link TurnBufferedDestination}) instead of one per line — at thousands of
- * cache hits a second that write was the largest single cost of a hit. One per
- * process, shared by every logger writing there.
+ * Standard output as the default destination: at most one write(2) per event-loop
+ * turn and per {@link LOG_WRITE_INTERVAL_MS} ({@link TurnBufferedDestination})
+ * instead of one per line — at thousands of cache hits a second that write was the
+ * largest single cost of a hit. One per process, shared by every logger writing there.
  */
 export function stdoutDestination(): DestinationStream {
   if (stdout === undefined) {
