@@ -11,7 +11,7 @@ import type { Grant } from '../policy/grant.js'
  * unless the operator asks for them in clear.
  */
 export interface AuditLog {
-  /** One `token.mint` line, written at the end of the current event-loop turn, after the turn's answers. */
+  /** One `token.mint` line, made at the end of the current event-loop turn, after the turn's answers, and handed to the log then. */
   mint(grant: Grant): void
   adminChange(action: string, tenantId: string | null, detail: Record<string, unknown>): void
 }
@@ -33,8 +33,9 @@ export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): A
   const subject = (s: string): string => (options.subjects === 'plain' ? s : `hmac:${hashName(key, s)}`)
   return {
     mint(grant) {
-      // Made and written at the end of the turn, after the answer it is about (http/turn-end.ts `after`): the subject's
-      // HMAC and the line are no part of what the client waits for (a pending line survives an exit, see turn-end).
+      // Made at the end of the turn, after the answer it is about (http/turn-end.ts `after`), and handed to the log's
+      // destination, which writes it with the other lines (logger.ts): the subject's HMAC and the line are no part of
+      // what the client waits for (a pending line survives an exit, see turn-end).
       atTurnEnd(
         () =>
           write(
