@@ -38,16 +38,34 @@ const FRAMING = [pino.symbols.mixinSym, pino.symbols.hooksSym, (pino.symbols as 
 /** Buffered text that is written at once rather than at the end of the turn (bytes, roughly). */
 const TURN_BUFFER_LIMIT = 64 * 1024
 
-/** Shortest time between two writes of a {@link TurnBufferedDestination}, ms (lines logged sooner wait for it). */
+/** Shortest time between two writes of a {@link TurnBufferedDestination} that are not forced by size, ms. */
 export const LOG_WRITE_INTERVAL_MS = 10
 
 /** How a {@link TurnBufferedDestination} paces its writes; tests set both. */
 export interface TurnBufferOptions {
-  /** Shortest time between two writes, ms; 0 writes at the end of every turn that logged. Default {@link LOG_WRITE_INTERVAL_MS}. */
+  /**
+   * Shortest time between two writes, ms: a whole number of 0 to 2³¹ − 1 (a timer's range;
+   * anything else is a RangeError); 0 writes at the end of every turn that logged.
+   * Default {@link LOG_WRITE_INTERVAL_MS}.
+   */
   intervalMs?: number
   /** The clock, ms (monotonic). Default `performance.now`. */
   now?: () => number
 }
+
+/** Destinations holding lines not yet written: the process's exit writes them (bounded by the destinations in use). */
+const unwritten = new Set<TurnBufferedDestination>()
+// Added after turn-end.ts's own exit listener (imported above), so that lines its `after` tasks log at exit are
+// written too.
+process.on('exit', () => {
+  for (const destination of [...unwritten]) {
+    try {
+      destination.flushSync()
+    } catch {
+      // Its output is gone (EPIPE): nothing left to tell it.
+    }
+  }
+})
 
 /**
  * A destination that writes what the broker logs in few writes: lines are
@@ -59,10 +77,13 @@ export interface TurnBufferOptions {
  * client, a quiet hour's trickle) does not pay a write, and its reader a
  * wake-up, for every line. A line logged after a pause of `intervalMs` or more
  * leaves at the end of its own turn, at once; one logged sooner leaves when the
- * interval is up (a timer), with every line logged meanwhile. Text that piles up
- * to {@link TURN_BUFFER_LIMIT} is written at once. Pending text is written out
- * when the process exits (a crash included), so only a SIGKILL can lose lines:
- * at most the last `intervalMs`'.
+ * interval is up (a timer, which may run later when the event loop is busy),
+ * with every line logged meanwhile. Text that piles up to
+ * {@link TURN_BUFFER_LIMIT} is written at once, whatever the interval. Pending
+ * text is written out when the process exits (`exit`: a crash by an uncaught
+ * exception or rejection included); a process that dies without an `exit`
+ * (SIGKILL, a fatal V8 error such as running out of heap, a signal before the
+ * broker's handlers are installed) loses what was logged since the last write.
  */
 export class TurnBufferedDestination implements DestinationStream {
   readonly #out: DestinationStream & { flushSync?: () => void }
@@ -74,12 +95,17 @@ export class TurnBufferedDestination implements DestinationStream {
   #lastWrite = Number.NEGATIVE_INFINITY
   readonly #flushScheduled = (): void => {
     this.#scheduled = false
+    unwritten.delete(this)
     this.flushSync()
   }
 
   constructor(out: DestinationStream, options: TurnBufferOptions = {}) {
+    const intervalMs = options.intervalMs ?? LOG_WRITE_INTERVAL_MS
+    if (!Number.isInteger(intervalMs) || intervalMs < 0 || intervalMs > 2 ** 31 - 1) {
+      throw new RangeError(`intervalMs must be a whole number of ms from 0 to ${2 ** 31 - 1}, not ${String(intervalMs)}`)
+    }
     this.#out = out
-    this.#intervalMs = options.intervalMs ?? LOG_WRITE_INTERVAL_MS
+    this.#intervalMs = intervalMs
     this.#now = options.now ?? performance.now.bind(performance)
   }
 
@@ -87,7 +113,9 @@ export class TurnBufferedDestination implements DestinationStream {
     this.#pending += text
     if (this.#pending.length >= TURN_BUFFER_LIMIT) this.flushSync()
     else if (!this.#scheduled) {
+      // Pending text implies a scheduled write, and a scheduled write a place in `unwritten` until it runs.
       this.#scheduled = true
+      unwritten.add(this)
       const wait = this.#lastWrite + this.#intervalMs - this.#now()
       if (wait <= 0) atTurnEnd(this.#flushScheduled, 'after')
       // Unreferenced: pending lines do not keep a process alive; its exit writes them.
@@ -118,17 +146,7 @@ export class TurnBufferedDestination implements DestinationStream {
  * largest single cost of a hit. One per process, shared by every logger writing there.
  */
 export function stdoutDestination(): DestinationStream {
-  if (stdout === undefined) {
-    const destination = new TurnBufferedDestination(pino.destination({ dest: 1, sync: true }))
-    process.once('exit', () => {
-      try {
-        destination.flushSync()
-      } catch {
-        // Standard output is gone (EPIPE): nothing left to tell it.
-      }
-    })
-    stdout = destination
-  }
+  stdout ??= new TurnBufferedDestination(pino.destination({ dest: 1, sync: true }))
   return stdout
 }
 let stdout: TurnBufferedDestination | undefined
@@ -152,7 +170,7 @@ export function isoTime(): string {
   return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
 }
 
-/** The broker's logger: JSON lines, ISO times, secrets redacted; to standard output, a write per turn, unless given a destination. */
+/** The broker's logger: JSON lines, ISO times, secrets redacted; to standard output in few writes ({@link stdoutDestination}), unless given a destination. */
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
   const options: LoggerOptions = {
     level,

@@ -35,7 +35,8 @@ export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): A
     mint(grant) {
       // Made at the end of the turn, after the answer it is about (http/turn-end.ts `after`), and handed to the log's
       // destination, which writes it with the other lines (logger.ts): the subject's HMAC and the line are no part of
-      // what the client waits for (a pending line survives an exit, see turn-end).
+      // what the client waits for (a line still to be made at an exit is made then, see turn-end; one made and still
+      // to be written is written then, see logger.ts).
       atTurnEnd(
         () =>
           write(
