@@ -18,7 +18,9 @@ t.test('a user JWT without exp is refused, however valid otherwise', async (t) =
 t.test('the verified-token memo never outlives exp', async (t) => {
   // No clock tolerance, so the wait is short: the memo and jose read the real clock, which a fake one would not move.
   const b = await buildBroker(t, { tenants: [acme({ auth: { jwt: { issuer: ISSUER, secret: USER_SECRET, clockToleranceSeconds: 0 } } })] })
-  const exp = Math.floor(Date.now() / 1000) + 1
+  // At least a whole second of life left (1–2 s): with floor(now) + 1 it could be a few ms, and a slow first
+  // request on a busy CI machine then met an already expired token.
+  const exp = Math.ceil(Date.now() / 1000) + 1
   const short = await new SignJWT({ sub: 'u1' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(ISSUER).setExpirationTime(exp).sign(key)
   rememberSecret(short)
   t.equal((await b.token(short, { allowed_creators: ['a1'] })).status, 200, 'valid now (and remembered)')
