@@ -84,7 +84,6 @@ const redisPrefix = `tkb:bench:${randomBytes(6).toString('hex')}:`
 
 // --- processes ---
 
-
 /** Starts a server under test and resolves with its URL once it prints READY. */
 async function startTarget(spec: TargetSpec, profile = false): Promise<string> {
   const withProfile = profile && CPU_PROF !== undefined ? { ...spec, profileDir: CPU_PROF } : spec
@@ -147,7 +146,6 @@ async function load(spec: LoadSpec): Promise<Measured> {
   return { ...result, cpuPerRequest: (after.user + after.sys - before.user - before.sys) / answered, userPerRequest: (after.user - before.user) / answered }
 }
 
-
 async function memory(): Promise<MemoryResult> {
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here('./memory.ts')], {
     env: { ...process.env, BENCH_MEMORY_TOKENS: String(MEMORY_TOKENS) },
@@ -182,7 +180,8 @@ interface HitRow {
   headers: Record<string, string>
   body: string
 }
-const post = (headers: Record<string, string>): Record<string, string> => ({ 'content-type': 'application/json', ...headers })
+/** The naive proxy's request: a JSON body, no credential (it checks none). */
+const JSON_ONLY: Record<string, string> = { 'content-type': 'application/json' }
 const backend = hitRequest('apikey', identities).headers
 
 const started = await Promise.all([
@@ -202,7 +201,7 @@ for (const store of ['memory', 'redis'] as const) {
     { id: `${store}-apikey`, label: `hit · ${store} · broker API key`, url, ...hitRequest('apikey', identities) },
   )
 }
-hitRows.push({ id: 'naive', label: 'naive proxy (upstream every time)', url: () => urls.naive ?? '', headers: post({}), body: HIT_BODY })
+hitRows.push({ id: 'naive', label: 'naive proxy (upstream every time)', url: () => urls.naive ?? '', headers: JSON_ONLY, body: HIT_BODY })
 const wanted = (id: string): boolean => ONLY === undefined || ONLY.includes(id)
 const available = (row: HitRow): boolean => row.url() !== ''
 
@@ -307,7 +306,7 @@ for (let rep = 0; rep < REPEATS; rep++) {
       url: sim.url,
       path: `/authentication/jwt?apiKey=${UPSTREAM_KEY}`,
       method: 'POST',
-      headers: post({}),
+      headers: JSON_ONLY,
       body: mintBody,
       connections: 1,
       amount: MISSES,
@@ -324,7 +323,7 @@ for (let rep = 0; rep < REPEATS; rep++) {
       warmupS: 0,
       vary: { prefix: `${prefix}-${rep}-${randomBytes(3).toString('hex')}-`, count: Number.MAX_SAFE_INTEGER },
     })
-    const proxySpec: LoadSpec = { url: urls.naive as string, path: '/v1/token', method: 'POST', headers: post({}), body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 }
+    const proxySpec: LoadSpec = { url: urls.naive as string, path: '/v1/token', method: 'POST', headers: JSON_ONLY, body: HIT_BODY, connections: 1, amount: MISSES, warmupS: 0 }
     if (MISS_WARMUP > 0) {
       // Each warm-up miss is a key of its own too (another prefix), so every measured request is still a miss.
       await load({ ...upstreamSpec, amount: MISS_WARMUP })

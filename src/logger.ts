@@ -58,7 +58,7 @@ const unwritten = new Set<TurnBufferedDestination>()
 // Added after turn-end.ts's own exit listener (imported above), so that lines its `after` tasks log at exit are
 // written too.
 process.on('exit', () => {
-  for (const destination of [...unwritten]) {
+  for (const destination of unwritten) {
     try {
       destination.flushSync()
     } catch {

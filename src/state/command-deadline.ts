@@ -16,13 +16,13 @@ const FAILED = 2
 const EXTENDED = 4
 type Marked = Command & { [MARKS]?: number }
 
-function marked(command: Command, mark: number): boolean {
-  return (((command as Marked)[MARKS] ?? 0) & mark) !== 0
+function marked(command: Command, bit: number): boolean {
+  return (((command as Marked)[MARKS] ?? 0) & bit) !== 0
 }
 
-function mark(command: Command, mark: number): void {
+function mark(command: Command, bit: number): void {
   const c = command as Marked
-  c[MARKS] = (c[MARKS] ?? 0) | mark
+  c[MARKS] = (c[MARKS] ?? 0) | bit
 }
 /** The deadlines of each connection's commands. */
 const deadlines = new WeakMap<Redis, Deadlines>()
