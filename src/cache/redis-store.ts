@@ -130,13 +130,13 @@ export class RedisTokenStore implements TokenStore {
     this.#sealer = new ValueSealer(options.keys.sealKey)
     this.#prefix = options.prefix ?? 'tkb:'
     this.#pollMs = Math.min(options.pollMs ?? 20, 25)
-    this.#setIndexed = defineScript(this.#redis, 'tkbTokenSetGen', 4, SET_INDEXED)
-    this.#purge = defineScript(this.#redis, 'tkbTokenPurgeMint', 3, PURGE)
-    this.#release = defineScript(this.#redis, 'tkbLockRelease', 1, RELEASE)
-    this.#releaseNamed = defineScript(this.#redis, 'tkbLockReleaseNamed', 2, RELEASE)
-    this.#lockNamed = defineScript(this.#redis, 'tkbLockNamed', 2, LOCK_NAMED)
-    this.#poll = defineScript(this.#redis, 'tkbTokenPoll3', 3, POLL)
-    this.#deleteIf = defineScript(this.#redis, 'tkbTokenDeleteIf', 1, DELETE_IF)
+    this.#setIndexed = defineScript(this.#redis, 4, SET_INDEXED)
+    this.#purge = defineScript(this.#redis, 3, PURGE)
+    this.#release = defineScript(this.#redis, 1, RELEASE)
+    this.#releaseNamed = defineScript(this.#redis, 2, RELEASE)
+    this.#lockNamed = defineScript(this.#redis, 2, LOCK_NAMED)
+    this.#poll = defineScript(this.#redis, 3, POLL)
+    this.#deleteIf = defineScript(this.#redis, 1, DELETE_IF)
   }
 
   #subjectSlot(tenantId: string, subject: string): string {

@@ -41,8 +41,8 @@ export class RedisCounters implements Counters {
   constructor(options: RedisCountersOptions) {
     this.#redis = options.redis
     this.#prefix = options.prefix ?? 'tkb:'
-    this.#increment = defineScript(this.#redis, 'tkbWindowIncrement', 1, INCREMENT)
-    this.#peek = defineScript(this.#redis, 'tkbWindowPeek', 1, PEEK)
+    this.#increment = defineScript(this.#redis, 1, INCREMENT)
+    this.#peek = defineScript(this.#redis, 1, PEEK)
   }
 
   #window(key: string): string {

@@ -2,6 +2,7 @@ import { Cluster } from 'ioredis'
 import { createRequire } from 'node:module'
 import type { RedisHealth } from './health.js'
 import type { RedisClient } from './redis-client.js'
+import { defineScript } from './redis-script.js'
 
 /** What a store answers for one window: requests counted in it, and milliseconds until it ends. */
 export interface RateLimitCount {
@@ -92,10 +93,6 @@ if KEYS[3] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3])} end
 return {s, sttl, t, tttl}
 `
 
-type HitBothCommand = (subjectKey: string, tenantKey: string, window: number, subjectMax: number) => Promise<number[]>
-/** The same script with a third key read along: its value (false in Lua, null here, when there is none) comes fifth. */
-type HitBothReadCommand = (subjectKey: string, tenantKey: string, readKey: string, window: number, subjectMax: number) => Promise<[number, number, number?, number?, (string | null)?]>
-
 const pairOf = ([s = 0, sttl = 0, t, tttl, read]: ReadonlyArray<number | string | null | undefined>): WindowPair => {
   const subject = { current: s as number, ttl: sttl as number }
   if (t === undefined) return { subject }
@@ -144,9 +141,9 @@ export class LocalRateLimitStore implements RateLimitStore {
  * await app.register(limits, { store: sharedRateLimitStore(connection.client, connection) })
  */
 export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
-  const commands = redis as unknown as { brokerRateLimitBoth?: HitBothCommand; brokerRateLimitBothRead?: HitBothReadCommand }
-  if (commands.brokerRateLimitBoth === undefined) redis.defineCommand('brokerRateLimitBoth', { numberOfKeys: 2, lua: HIT_BOTH })
-  if (commands.brokerRateLimitBothRead === undefined) redis.defineCommand('brokerRateLimitBothRead', { numberOfKeys: 3, lua: HIT_BOTH })
+  const hitBoth = defineScript<ReadonlyArray<number | string | null>>(redis, 2, HIT_BOTH)
+  // The same script with a third key read along: its value (false in Lua, null here, when there is none) comes fifth.
+  const hitBothRead = defineScript<ReadonlyArray<number | string | null>>(redis, 3, HIT_BOTH)
   const readsAlong = !(redis instanceof Cluster)
 
   class SharedRateLimitStore implements RateLimitStore {
@@ -181,8 +178,8 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
       const tenant = this.#namespace + tenantKey
       const step =
         readAlong !== undefined && readsAlong
-          ? (commands.brokerRateLimitBothRead as HitBothReadCommand).call(redis, subject, tenant, readAlong, timeWindow, subjectMax)
-          : (commands.brokerRateLimitBoth as HitBothCommand).call(redis, subject, tenant, timeWindow, subjectMax)
+          ? hitBothRead([subject, tenant, readAlong], [timeWindow, subjectMax])
+          : hitBoth([subject, tenant], [timeWindow, subjectMax])
       return step.then(pairOf, (err: Error) => {
         health.noteFailure(err)
         return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)

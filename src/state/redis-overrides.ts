@@ -88,7 +88,7 @@ export class RedisOverrideStore implements OverrideStore {
     this.#redis = redis
     this.#health = health
     this.#macKey = macKey
-    this.#save = defineScript(redis, 'tkbOverrideSave', 2, SAVE)
+    this.#save = defineScript(redis, 2, SAVE)
     this.#patches = `${prefix}{overrides}:patches`
     this.#version = `${prefix}{overrides}:version`
   }

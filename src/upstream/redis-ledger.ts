@@ -96,7 +96,7 @@ export class RedisLedger implements QuotaLedger {
   constructor(options: RedisLedgerOptions) {
     const hash = `${options.prefix ?? 'tkb:'}{quota:${options.keyId}}`
     this.#keys = [hash, `${hash}:flight`]
-    this.#script = defineScript(options.redis, 'tkbQuotaLedger', 2, LEDGER)
+    this.#script = defineScript(options.redis, 2, LEDGER)
   }
 
   async reserve(now: number, ttlMs: number, known: LedgerState = EMPTY_LEDGER): Promise<ReserveResult> {
