@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache'
 import { createDecipheriv, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto'
 import { CompactEncrypt } from 'jose'
 
@@ -36,26 +35,73 @@ export function derivePurposeKey(secret: string, purpose: string): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', secret, 'tiktools-broker/keyed-hashes/v1', purpose, 32))
 }
 
-/** Names hashed lately, per key: every Redis cache hit hashes the same subject and grant again (an HMAC each). */
-const recentNames = new WeakMap<Uint8Array, LRUCache<string, string>>()
-/** Names remembered per key; a miss only costs the HMAC. */
-const RECENT_NAMES = 10_000
+/** Names remembered per key and generation; a miss only costs the HMAC. */
+export const RECENT_NAMES = 10_000
 
 /**
- * A keyed, truncated hash (HMAC-SHA-256, RFC 2104; 128 bits, base64url) so that
- * no subject or grant appears in a key name. Pure: the last {@link RECENT_NAMES}
- * answers per key are remembered.
+ * The names a key hashed lately, by first part then second: a lookup reuses the strings a
+ * caller already holds (a tenant id, a verified subject, each hashing itself once for
+ * all), where one memo keyed by the parts joined made and hashed a new string every call.
+ * Two generations of at most {@link RECENT_NAMES} each: when the current one is full it
+ * becomes the previous (the one before is dropped), and a name found in the previous
+ * one moves back into the current. So at most twice that many names, and the names in
+ * use stay.
  */
-export function hashName(nameKey: Uint8Array, ...parts: string[]): string {
-  const input = parts.join('\u0000')
+class RecentNames {
+  #current = new Map<string, Map<string | undefined, string>>()
+  #previous = new Map<string, Map<string | undefined, string>>()
+  #size = 0
+
+  get(first: string, second: string | undefined): string | undefined {
+    const name = this.#current.get(first)?.get(second)
+    if (name !== undefined) return name
+    const old = this.#previous.get(first)?.get(second)
+    if (old !== undefined) this.set(first, second, old)
+    return old
+  }
+
+  set(first: string, second: string | undefined, name: string): void {
+    if (this.#size >= RECENT_NAMES) {
+      this.#previous = this.#current
+      this.#current = new Map()
+      this.#size = 0
+    }
+    let names = this.#current.get(first)
+    if (names === undefined) this.#current.set(first, (names = new Map()))
+    names.set(second, name)
+    this.#size++
+  }
+
+  /** Names held, both generations (a name in both counts twice). */
+  get size(): number {
+    let n = 0
+    for (const generation of [this.#current, this.#previous]) for (const names of generation.values()) n += names.size
+    return n
+  }
+}
+
+const recentNames = new WeakMap<Uint8Array, RecentNames>()
+
+/**
+ * A keyed, truncated hash (HMAC-SHA-256, RFC 2104; 128 bits, base64url) of one or two
+ * parts (two are joined by U+0000 first), so that no subject or grant appears in a key
+ * name. Pure: names hashed lately are remembered ({@link RecentNames}).
+ */
+export function hashName(nameKey: Uint8Array, first: string, second?: string): string {
   let recent = recentNames.get(nameKey)
-  if (recent === undefined) recentNames.set(nameKey, (recent = new LRUCache({ max: RECENT_NAMES })))
-  let name = recent.get(input)
+  if (recent === undefined) recentNames.set(nameKey, (recent = new RecentNames()))
+  let name = recent.get(first, second)
   if (name === undefined) {
+    const input = second === undefined ? first : `${first}\u0000${second}`
     name = createHmac('sha256', nameKey).update(input).digest('base64url').slice(0, 22)
-    recent.set(input, name)
+    recent.set(first, second, name)
   }
   return name
+}
+
+/** How many names are remembered for `nameKey` (for tests: the memo stays bounded). */
+export function rememberedNames(nameKey: Uint8Array): number {
+  return recentNames.get(nameKey)?.size ?? 0
 }
 
 const encoder = new TextEncoder()
