@@ -13,7 +13,7 @@ import { createLogger, lazyChildLogger } from './logger.js'
 import { MemoryLedger, type QuotaLedger } from './upstream/quota-ledger.js'
 import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
-import gracefulClose from './plugins/graceful-close.js'
+import gracefulClose, { shutdownSignal } from './plugins/graceful-close.js'
 import limits from './plugins/limits.js'
 import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/connection-errors.js'
 import requestLog from './plugins/request-log.js'
@@ -61,6 +61,8 @@ export { EXPOSED_HEADERS } from './http/cors.js'
  * `listen` or `inject`. Reads no environment; everything comes in `config` and `deps`.
  */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  // Answers written once shutdown began close their connections (plugins/graceful-close.ts).
+  const shutdown = shutdownSignal()
   const app = Fastify({
     loggerInstance: deps.logger ?? createLogger(config.logLevel),
     logController: new LogController({ disableRequestLogging: true }),
@@ -74,8 +76,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // (a keep-alive client's next one, before idle connections are closed) is served, with Connection: close.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 300 },
+    http: { maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: shutdown.ServerResponse },
     // Refusals that happen before any route or hook still answer in the contract's body.
-    http: { maxHeaderSize: MAX_HEADER_BYTES },
     frameworkErrors,
     clientErrorHandler,
   })
@@ -91,7 +93,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
 
   await app.register(errorHandler)
-  await app.register(gracefulClose)
+  await app.register(gracefulClose, { shutdown })
   await app.register(requestLog)
   await app.register(services, {
     config,

@@ -4,11 +4,9 @@ import { atTurnEnd } from './turn-end.js'
 
 type OnSendDone = (err: Error | null, payload?: unknown) => void
 
-/** What decides, when an answer actually leaves, whether its connection may stay open. */
 export interface TurnWritesOptions {
+  /** Where an answer that could not be written is reported. */
   log: FastifyBaseLogger
-  /** True once the server is shutting down: an answer written then says `Connection: close`. */
-  closing: () => boolean
 }
 
 /**
@@ -21,20 +19,18 @@ export interface TurnWritesOptions {
  * reader. Answers written one by one, between the handling of the next requests,
  * wake a sleeping client (or proxy) once each; written together, the reader is
  * woken once and finds them all. When the broker is quiet an answer waits only for
- * the end of its own turn (microseconds). The answer itself is unchanged, except:
- * - a shutdown that began while it was held closes its connection (`Connection:
- *   close`), as graceful-close does for an answer sent after shutdown began: the
- *   connection was busy when idle ones were closed, and must not stay open;
- * - an answer that cannot be written (Fastify's send throws, say on a header Node
- *   refuses) becomes the contract's 500 instead, or, if its head already left, its
- *   connection is closed: the client is never left waiting.
+ * the end of its own turn (microseconds). The answer itself is unchanged (a
+ * shutdown that began while it was held closes its connection: its head is written
+ * now, through graceful-close's response class), except that an answer that cannot
+ * be written (Fastify's send throws, say on a header Node refuses) becomes the
+ * contract's 500 instead, or, if its head already left, its connection is closed:
+ * the client is never left waiting.
  */
 export function sendAtTurnEnd(options: TurnWritesOptions): (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: OnSendDone) => void {
-  const { log, closing } = options
+  const { log } = options
   return (_request, reply, payload, done) => {
     atTurnEnd(() => {
       try {
-        if (closing()) reply.header('connection', 'close')
         done(null, payload)
       } catch (err) {
         // One answer that fails to go out must not hold back the others of its turn, nor leave its client waiting.

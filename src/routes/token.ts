@@ -116,7 +116,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   }
   const options = {
     onRequest: identify,
-    onSend: sendAtTurnEnd({ log: app.log, closing: () => app.closing }),
+    onSend: sendAtTurnEnd({ log: app.log }),
     onError: countRefused,
     onResponse: count,
     config: { cors: false },

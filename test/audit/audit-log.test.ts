@@ -14,7 +14,7 @@ t.test("a mint's audit line is written at the end of its turn, after the turn's 
   const events: string[] = []
   const log = createLogger('info', { write: (line: string) => void events.push(line) })
   const audit = createAuditLog(log, { hashKey: 'k'.repeat(32) })
-  const hook = sendAtTurnEnd({ log: pino({ level: 'silent' }), closing: () => false })
+  const hook = sendAtTurnEnd({ log: pino({ level: 'silent' }) })
   // A miss: the mint (and its audit) first, then its answer is handed over.
   audit.mint(grant)
   hook({} as never, { header: () => {}, raw: undefined as never } as never, 'answer', () => events.push('answer sent'))

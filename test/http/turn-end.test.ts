@@ -65,7 +65,7 @@ t.test('a task that throws stops none of the others, and no error is swallowed',
 t.test("a turn's held answers go out before its log lines are written, even a line logged first", async (t) => {
   const events: string[] = []
   const out = new TurnBufferedDestination({ write: (text: string) => void events.push(`log ${text.trim()}`) })
-  const hook = sendAtTurnEnd({ log: pino({ level: 'silent' }), closing: () => false })
+  const hook = sendAtTurnEnd({ log: pino({ level: 'silent' }) })
   const reply = { header: () => {}, raw: undefined as never }
   // A miss: its audit line is logged before its answer is handed over.
   out.write('audit\n')

@@ -2,6 +2,7 @@ import http from 'node:http'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
+import { shutdownSignal } from '../../src/plugins/graceful-close.js'
 import { createLogger } from '../../src/logger.js'
 import { startSimulator } from '../../src/simulator/index.js'
 import { API_KEY, acme, configFor, userJwt } from '../helpers/broker.js'
@@ -112,4 +113,39 @@ t.test('a request routed after shutdown began is served in the contract, on a cl
   t.equal(late.connection, 'close', 'and its connection closes')
   t.equal((await inFlight).status, 200, 'the request in flight finished too')
   await closed
+})
+
+// The response class alone, on a plain Node server: every answer whose head is written after begin() closes its
+// connection, whether the head is written explicitly (as Fastify does) or implicitly by end().
+t.test("shutdownSignal's responses keep connections alive until shutdown begins, then close them", async (t) => {
+  const shutdown = shutdownSignal()
+  const server = http.createServer({ ServerResponse: shutdown.ServerResponse }, (req, res) => {
+    if (req.url === '/implicit') return void res.end('i')
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1' })
+    res.end('e')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const { port } = server.address() as { port: number }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const get = (path: string) =>
+    new Promise<{ connection: string | undefined; socketClosed: Promise<unknown> }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        const socketClosed = new Promise((r) => res.socket.once('close', r))
+        res.resume()
+        res.on('end', () => resolve({ connection: res.headers.connection, socketClosed }))
+      })
+      req.on('error', reject)
+    })
+  for (const path of ['/explicit', '/implicit']) t.equal((await get(path)).connection, 'keep-alive', `${path}: kept alive before`)
+  t.equal(shutdown.closing, false)
+  shutdown.begin()
+  t.equal(shutdown.closing, true)
+  for (const path of ['/explicit', '/implicit']) {
+    const answer = await get(path)
+    t.equal(answer.connection, 'close', `${path}: Connection: close once shutdown began`)
+    await answer.socketClosed
+    t.pass(`${path}: and the server closed the connection`)
+  }
 })
