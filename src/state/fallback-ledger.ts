@@ -4,19 +4,26 @@ import type { RedisHealth } from './health.js'
 
 /**
  * The shared quota ledger with this process's own copy beside it. Every
- * shared call ships the local state, which Redis joins in: a block observed
- * while Redis was away therefore reaches Redis with the first call after it
- * returns, and can never be undone by the older shared state. While Redis is
- * away, reservations are taken locally (this replica's mints only).
+ * shared call ships the local state, which Redis joins in, and so does the
+ * moment Redis is back: a block observed while Redis was away reaches Redis
+ * as soon as this replica sees it return (not only with this replica's next
+ * call: another replica may call first), and can never be undone by the older
+ * shared state. While Redis is away, reservations are taken locally (this
+ * replica's mints only).
  */
 export class FallbackLedger implements QuotaLedger {
   readonly #shared: QuotaLedger
   readonly #health: RedisHealth
   readonly #local = new MemoryLedger()
 
-  constructor(shared: QuotaLedger, health: RedisHealth) {
+  /** `now`: the clock of the push on recovery, ms (the calls bring their own). */
+  constructor(shared: QuotaLedger, health: RedisHealth, now: () => number = Date.now) {
     this.#shared = shared
     this.#health = health
+    health.onRecover(() => {
+      // What this process learnt while Redis was away, into Redis at once; a failure here is one more outage, noted.
+      this.read(now()).catch(() => {})
+    })
   }
 
   /** What this process knows now, without a round trip. */

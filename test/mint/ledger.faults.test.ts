@@ -134,28 +134,53 @@ for (const mode of ['memory', 'redis'] as const) {
   })
 }
 
-t.test('fault 4 — a 429 seen while Redis is paused still holds once Redis answers again', async (t) => {
+/**
+ * Replica `a` (and, with `withB`, a replica `b` started beside it) on a Redis of their own; `a` mints once (5 left),
+ * then sees a 429 while Redis is paused; Redis answers again and `a` is ready once more.
+ */
+async function blockSeenInOutage(t: Test, prefix: string, withB: boolean) {
   const { startRedisServer } = await import('../helpers/redis.js')
   const server = await startRedisServer(t)
   const up: ScriptedUpstream = await startScriptedUpstream(t)
   const { Redis } = await import('ioredis')
   const admin = new Redis(server.url)
   t.teardown(() => admin.quit())
-  const prefix = 'tkb:f4:'
-  const a = await mintBroker(t, up.url, { redis: { url: server.url, prefix } })
+  const replica = () => mintBroker(t, up.url, { redis: { url: server.url, prefix } })
+  const a = await replica()
+  const b = withB ? await replica() : undefined
   const now = () => Math.floor(Date.now() / 1000)
   up.autoAnswer(() => tokenAnswer(now(), 600, { limit: 10, remaining: 5, reset: now() + 300 }))
   t.equal((await a.token('u1')).status, 200, 'the shared state knows 5 left')
   await admin.client('PAUSE', 2500, 'ALL')
   up.autoAnswer(() => ({ status: 429, body: { status_code: 429, message: 'Rate limit exceeded' } }))
-  const limited = await a.token('u2')
-  t.equal(limited.body.code, 'UPSTREAM_RATE_LIMITED', 'the 429 is seen while Redis does not answer')
+  t.equal((await a.token('u2')).body.code, 'UPSTREAM_RATE_LIMITED', 'the 429 is seen while Redis does not answer')
   await admin.client('UNPAUSE')
   await until(async () => (await a.app.inject('/readyz')).statusCode === 200, 10_000, 'redis back')
+  return { up, admin, a, b, replica }
+}
+
+t.test('fault 4 — a 429 seen while Redis is paused still holds once Redis answers again', async (t) => {
+  const { up, a, replica } = await blockSeenInOutage(t, 'tkb:f4:', false)
   t.equal((await a.token('u3')).status, 429, 'the local block holds after Redis returns')
   t.equal(up.calls, 2)
-  const b = await mintBroker(t, up.url, { redis: { url: server.url, prefix } })
-  const other = await b.token('u4')
+  const other = await (await replica()).token('u4')
   t.equal(other.status, 429, 'and reached Redis: a replica that never saw it is blocked too')
+  t.equal(up.calls, 2, 'tik.tools was not called again')
+})
+
+// The same, but the replica that never saw the 429 is the first to call once Redis answers again: the block must already be
+// in Redis (pushed when the replica that saw it found Redis back), not wait for that replica's next call.
+t.test('fault 4b — a 429 seen while Redis is paused stops another replica that calls first once Redis is back', async (t) => {
+  const prefix = 'tkb:f4b:'
+  const { up, admin, b } = await blockSeenInOutage(t, prefix, true)
+  // Its push is one round trip: the block is in Redis once the shared ledger's hash says so (read straight from Redis).
+  const blockedUntil = async (): Promise<number> => {
+    const [hash] = (await admin.keys(`${prefix}{quota:*}`)).filter((k) => !k.endsWith(':flight'))
+    return hash === undefined ? 0 : Number(await admin.hget(hash, 'blockedUntil'))
+  }
+  await until(async () => (await blockedUntil()) > Date.now(), 5000, 'the block in Redis')
+  const first = await (b as NonNullable<typeof b>).token('u3')
+  t.equal(first.status, 429, 'the replica that never saw the 429 is blocked, calling first')
+  t.equal(first.body.code, 'UPSTREAM_RATE_LIMITED')
   t.equal(up.calls, 2, 'tik.tools was not called again')
 })
