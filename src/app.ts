@@ -3,7 +3,7 @@ import { EXPOSED_HEADERS } from './http/cors.js'
 import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
 import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { MemoryTokenStore } from './cache/memory-store.js'
 import type { TokenStore } from './cache/token-store.js'
 import type { Config } from './config/index.js'
@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
 import gracefulClose, { shutdownSignal } from './plugins/graceful-close.js'
 import limits from './plugins/limits.js'
-import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './plugins/connection-errors.js'
+import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES, refuseInContract } from './plugins/connection-errors.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
 import clientJs from './routes/client-js.js'
@@ -76,21 +76,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // (a keep-alive client's next one, before idle connections are closed) is served, with Connection: close.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 300 },
-    http: { maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: shutdown.ServerResponse },
+    // Host is required still, in the contract's body (refuseInContract, below).
+    // Node looks for connections past headersTimeout (10 s, below) every connectionsCheckingInterval: 30 s by
+    // default, which answered the 408 after up to 40 s; each second keeps it within 11 s.
+    http: { maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: shutdown.ServerResponse, requireHostHeader: false, connectionsCheckingInterval: 1000 },
     // Refusals that happen before any route or hook still answer in the contract's body.
     frameworkErrors,
     clientErrorHandler,
   })
   app.server.headersTimeout = 10_000
+  refuseInContract(app.server)
 
   // No body at all means `{}`; anything else is parsed safely (prototype poisoning refused).
   // Only JSON is accepted: every other type (text/plain included) is a 415.
   const json = app.getDefaultJsonParser('error', 'error')
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+  const parseJson = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, {})
     json(request, body as string, done)
-  })
+  }
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
+  // JSON by its structured syntax suffix (RFC 6839 §3.1): application/vnd.api+json and its kind.
+  app.addContentTypeParser(/^application\/[\w.!#$&^-]+\+json\s*(;.*)?$/i, { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
 
   await app.register(errorHandler)
   await app.register(gracefulClose, { shutdown })
@@ -112,6 +119,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     exposedHeaders: [...EXPOSED_HEADERS],
     // The token route does the same itself, in the hook that authenticates (routes/token.ts): one pass, no plugin hook.
     maxAge: 600,
+    // An OPTIONS with an allowed Origin but no Access-Control-Request-Method is answered as a preflight too: the
+    // plugin's strict check would refuse it in a text/plain body of its own, not the contract's.
+    strictPreflight: false,
   })
   // The readiness checks are Redis's (main.ts passes them only when Redis is configured): the gauge mirrors /readyz.
   const redisChecks = deps.readiness ?? []

@@ -14,6 +14,7 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than 16 KiB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json.' },
+  EXPECTATION_FAILED: { status: 417, message: 'The only expectation this server meets is 100-continue.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than 32 KiB in all.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
   UPSTREAM_RATE_LIMITED: { status: 429, message: 'The upstream quota is spent; retry later.' },

@@ -1,3 +1,4 @@
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, errorBody, JSON_CONTENT_TYPE, type ErrorCode } from '../errors.js'
@@ -42,11 +43,16 @@ function refusalFor(code: string | undefined): { code: ErrorCode; message: strin
 export function clientErrorHandler(err: NodeJS.ErrnoException & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const { code, message } = refusalFor(err.code)
+  writeRefusal(socket, code, message)
+}
+
+/** `code`'s contract answer written straight to `socket` (there is no response object), then the socket closed. */
+function writeRefusal(socket: Socket, code: ErrorCode, message: string): void {
   const body = JSON.stringify(errorBody(code, message))
   const status = ERRORS[code].status
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
         `Content-Type: ${JSON_CONTENT_TYPE}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         'Cache-Control: no-store\r\n' +
@@ -58,6 +64,40 @@ export function clientErrorHandler(err: NodeJS.ErrnoException & { code?: string 
   socket.destroy()
 }
 
-function statusText(status: number): string {
-  return status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'
+/** Writes `code`'s contract body as the whole answer and closes the connection (the request was not one to serve). */
+function refuse(res: ServerResponse, code: ErrorCode, message: string): void {
+  const body = JSON.stringify(errorBody(code, message))
+  res.writeHead(ERRORS[code].status, {
+    'content-type': JSON_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'access-control-allow-origin': '*',
+    connection: 'close',
+  })
+  res.end(body)
+}
+
+/**
+ * The two refusals Node writes itself, with an empty body, without a `clientError`:
+ * - an HTTP/1.1 request without `Host` (RFC 9112 §3.2: a server MUST answer 400). Node's
+ *   own check is switched off (`requireHostHeader: false` where the server is made) and
+ *   made here instead, in front of the server's request listener: a check per request,
+ *   no Fastify hook;
+ * - an `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417), through Node's
+ *   `checkExpectation` event, which replaces Node's own answer.
+ * Both are answered in the contract's body, readable from any origin as Node's other
+ * refusals are ({@link clientErrorHandler}), and close their connection.
+ */
+export function refuseInContract(server: Server): void {
+  const listeners = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
+  server.removeAllListeners('request')
+  for (const listener of listeners) {
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuse(res, 'BAD_REQUEST', 'An HTTP/1.1 request must carry a Host header.')
+      listener(req, res)
+    })
+  }
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => refuse(res, 'EXPECTATION_FAILED', ERRORS.EXPECTATION_FAILED.message))
+  // CONNECT (a proxy's tunnel) is no route here; without a listener Node would drop the connection unanswered.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => writeRefusal(socket, 'NOT_FOUND', 'No route CONNECT: this is not a proxy.'))
 }

@@ -49,7 +49,11 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
     request.log.error({ err }, 'unhandled error')
     return sendError(request, reply, 'INTERNAL', ERRORS.INTERNAL.message)
   })
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`))
+  app.setNotFoundHandler((request, reply) => {
+    // A preflight reaches this only when @fastify/cors declined it: its Origin is no tenant's.
+    if (request.method === 'OPTIONS' && request.headers.origin !== undefined) return sendError(request, reply, 'ORIGIN_NOT_ALLOWED', 'This origin is not allowed by any tenant.')
+    sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`)
+  })
 }
 
 export default fp(errorHandler, { name: 'error-handler', fastify: '5.x' })

@@ -107,6 +107,23 @@ t.test('UNSUPPORTED_MEDIA_TYPE for a body that is not JSON', async (t) => {
     })
     assertError(t, { status: res.statusCode, headers: res.headers, body: res.json() }, 'UNSUPPORTED_MEDIA_TYPE')
   }
+  // Not JSON, whatever the text looks like: a type without the +json suffix, or a suffix that is not at the end.
+  for (const type of ['application/jsonx', 'application/json+xml', 'text/json+plain', 'application/vnd.api+jsonp']) {
+    const res = await b.app.inject({ method: 'POST', url: '/v1/token', headers: { authorization: `Bearer ${jwt}`, 'content-type': type }, payload: '{}' })
+    t.equal(res.statusCode, 415, type)
+  }
+})
+
+t.test('JSON by its structured syntax suffix (RFC 6839) is JSON: application/vnd.api+json and parameters', async (t) => {
+  const b = await buildBroker(t)
+  const jwt = await userJwt('u1')
+  for (const type of ['application/vnd.api+json', 'application/problem+json; charset=utf-8', 'APPLICATION/JSON', 'application/json; charset=utf-8']) {
+    const res = await b.app.inject({ method: 'POST', url: '/v1/token', headers: { authorization: `Bearer ${jwt}`, 'content-type': type }, payload: '{"allowed_creators":["a1"]}' })
+    t.equal(res.statusCode, 200, type)
+    t.same(res.json().data.allowed_creators, ['a1'], `${type}: the body was read`)
+    const bad = await b.app.inject({ method: 'POST', url: '/v1/token', headers: { authorization: `Bearer ${jwt}`, 'content-type': type }, payload: '{"allowed_creators":' })
+    t.equal(bad.statusCode, 400, `${type}: malformed JSON is a 400 like any JSON`)
+  }
 })
 
 t.test('RATE_LIMITED per subject and per tenant, with Retry-After', async (t) => {

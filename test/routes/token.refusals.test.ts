@@ -103,3 +103,47 @@ t.test('what Node cannot parse at all is a contract 400', async (t) => {
   const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))
   t.match(body, contractBody('BAD_REQUEST'))
 })
+
+// Node answers these two itself, with an empty body, unless told otherwise (RFC 9112 §3.2, RFC 9110 §10.1.1).
+t.test('an HTTP/1.1 request without Host is a contract 400; HTTP/1.0 needs none', async (t) => {
+  const { port } = await listening(t)
+  const text = await raw(port, 'GET /healthz HTTP/1.1\r\n\r\n')
+  t.match(text, /^HTTP\/1\.1 400 /)
+  t.match(text, /\r\ncontent-type: application\/json/i)
+  t.match(text, /\r\nconnection: close\r\n/i)
+  t.match(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), contractBody('BAD_REQUEST'))
+  const old = await raw(port, 'GET /healthz HTTP/1.0\r\n\r\n')
+  t.match(old, /^HTTP\/1\.1 200 /, 'HTTP/1.0 has no Host requirement')
+  const withHost = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: broker\r\nConnection: close\r\n\r\n')
+  t.match(withHost, /^HTTP\/1\.1 200 /)
+})
+
+t.test('an Expect other than 100-continue is a contract 417; 100-continue is met', async (t) => {
+  const { port } = await listening(t)
+  const text = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: broker\r\nExpect: foo\r\n\r\n')
+  t.match(text, /^HTTP\/1\.1 417 /)
+  t.same(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), { status_code: 417, code: 'EXPECTATION_FAILED', message: ERRORS.EXPECTATION_FAILED.message })
+  const body = '{}'
+  const cont = await raw(port, `POST /v1/token HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`)
+  t.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 401 /, 'told to go on, then answered (no credential: 401)')
+})
+
+// Headers that never end: Node's headers timeout, checked each second (not Node's default 30 s), in the contract's body.
+t.test('headers not received in time: a contract 408 soon after the headers timeout', async (t) => {
+  const { b, port } = await listening(t)
+  t.equal(b.app.server.headersTimeout, 10_000, 'the production bound is 10 s')
+  b.app.server.headersTimeout = 500
+  const started = Date.now()
+  const text = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: broker\r\nX-Slow: ')
+  const tookMs = Date.now() - started
+  t.match(text, /^HTTP\/1\.1 408 /)
+  t.match(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), contractBody('REQUEST_TIMEOUT'))
+  t.ok(tookMs < 500 + 1000 + 1500, `answered ${tookMs} ms after the request began (timeout 500 ms, checked each 1000 ms)`)
+})
+
+t.test('CONNECT (a proxy tunnel) is answered: a contract 404, not a dropped connection', async (t) => {
+  const { port } = await listening(t)
+  const text = await raw(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
+  t.match(text, /^HTTP\/1\.1 404 Not Found\r\n/)
+  t.match(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), contractBody('NOT_FOUND'))
+})
