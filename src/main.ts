@@ -51,7 +51,15 @@ async function main(): Promise<void> {
     )
   })
 
-  await app.listen({ host: config.server.host, port: config.server.port })
+  try {
+    await app.listen({ host: config.server.host, port: config.server.port })
+  } catch (err) {
+    // A HOST that does not resolve or is not this machine's, a PORT taken or not ours to use: one line naming both.
+    const { code, message } = err as NodeJS.ErrnoException
+    process.stderr.write(`tiktools-broker: cannot listen on HOST=${config.server.host} PORT=${config.server.port}: ${code ?? message}${code === undefined ? '' : ` (${message})`}\n`)
+    await app.close().catch(() => {})
+    process.exit(1)
+  }
   const redis = redisTargetOf(config)
   logger.info(
     {

@@ -1,7 +1,10 @@
 /** What of a tenant decides which credentials it accepts. */
 interface CredentialSettings {
   id: string
-  auth: { apiKeys: readonly string[]; jwt?: { issuer?: string | undefined; audience?: string | readonly string[] | undefined } | undefined }
+  auth: {
+    apiKeys: readonly string[]
+    jwt?: { issuer?: string | undefined; audience?: string | readonly string[] | undefined; audienceClaim?: string | undefined } | undefined
+  }
 }
 
 /** A configuration problem: the field it is about, and the message naming both tenants. */
@@ -17,7 +20,8 @@ function audiences(aud: string | readonly string[] | undefined): readonly string
 /**
  * Two tenants could both accept one JWT when they expect the same issuer
  * (or both leave it out) and their audiences do not keep them apart: both
- * must name audiences, with none in common. A tenant without an issuer beside
+ * must name audiences, with none in common, read from the same claim (one
+ * token may carry `aud` for one tenant and `client_id` for the other). A tenant without an issuer beside
  * one with an issuer is not ambiguous: a token naming that issuer always goes
  * to the tenant that expects it, as the authenticator routes.
  */
@@ -29,6 +33,7 @@ function jwtOverlap(a: CredentialSettings, b: CredentialSettings): boolean {
   const aa = audiences(ja.audience)
   const ab = audiences(jb.audience)
   if (aa === undefined || ab === undefined) return true
+  if ((ja.audienceClaim ?? 'aud') !== (jb.audienceClaim ?? 'aud')) return true
   return aa.some((x) => ab.includes(x))
 }
 
@@ -65,7 +70,7 @@ export function credentialOverlaps(tenants: readonly CredentialSettings[]): Over
         path: [b.id, 'auth', 'jwt'],
         message:
           `tenants ${a.id} and ${b.id} could both accept one user JWT (${issuer === undefined ? 'no issuer set' : `issuer ${issuer}`}); ` +
-          'give them different issuers, or each its own audience with none in common',
+          'give them different issuers, or each its own audience with none in common, read from the same claim',
       })
     }
   })

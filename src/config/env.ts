@@ -21,12 +21,14 @@ export const envSchema = z.object({
     .url({ protocol: /^https?$/ })
     .default('https://api.tik.tools')
     .refine((u) => {
+      // Not a URL at all: the url check above has said so already (zod runs this refinement anyway).
+      if (!URL.canParse(u)) return true
       // By the text: a bare '?' or '#' leaves URL's search and hash empty.
       const url = new URL(u)
       return !u.includes('?') && !u.includes('#') && url.username === '' && url.password === ''
     }, 'expected an origin and at most a path (no query, fragment or credentials), e.g. https://api.tik.tools')
     .transform((u) => u.replace(/\/+$/, '')),
-  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1).max(120_000).default(5000),
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   TENANTS_FILE: optionalText,

@@ -69,6 +69,8 @@ function envName(line: string): string {
     [/^auth\.jwt\.jwksUrl/, 'AUTH_JWKS_URL'],
     [/^auth\.jwt\.issuer/, 'AUTH_ISSUER'],
     [/^auth\.jwt\.audience/, 'AUTH_AUDIENCE'],
+    [/^auth\.jwt\.subjectClaim/, 'AUTH_SUBJECT_CLAIM'],
+    [/^auth\.jwt\.creatorsClaim/, 'AUTH_CREATORS_CLAIM'],
     [/^auth\.jwt/, 'AUTH_JWT_SECRET'],
     [/^auth\.apiKeys(\.\d+)?/, 'BROKER_API_KEYS'],
     [/^cors\.origins(\.\d+)?/, 'CORS_ORIGINS'],

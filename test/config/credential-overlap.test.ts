@@ -42,8 +42,13 @@ t.test('one API key hash listed by two tenants (one in upper-case hex) is a conf
 })
 
 t.test('two tenants that could both accept one JWT are a configuration error naming both', async (t) => {
-  const jwt = (issuer: string | undefined, audience?: string | string[]) =>
-    JSON.stringify({ ...(issuer !== undefined && { issuer }), ...(audience !== undefined && { audience }), secret: 'secret-0123456789abcdef0123456789' })
+  const jwt = (issuer: string | undefined, audience?: string | string[], audienceClaim?: string) =>
+    JSON.stringify({
+      ...(issuer !== undefined && { issuer }),
+      ...(audience !== undefined && { audience }),
+      ...(audienceClaim !== undefined && { audienceClaim }),
+      secret: 'secret-0123456789abcdef0123456789',
+    })
   const file = (a: string, b: string) => `tenants:\n  acme:\n    auth: { jwt: ${a} }\n  beta:\n    auth: { jwt: ${b} }\n`
   const I = 'https://idp.example/'
   const ambiguous: Array<[string, string, string]> = [
@@ -51,6 +56,8 @@ t.test('two tenants that could both accept one JWT are a configuration error nam
     ['same issuer, one audience missing', jwt(I, 'a'), jwt(I)],
     ['same issuer, audiences overlap', jwt(I, ['a', 'b']), jwt(I, ['b', 'c'])],
     ['no issuer on either', jwt(undefined), jwt(undefined)],
+    // One token may carry aud "one" and client_id "two": both tenants would accept it.
+    ['same issuer, distinct audiences read from different claims', jwt(I, 'one'), jwt(I, 'two', 'client_id')],
   ]
   for (const [what, a, b] of ambiguous) {
     const issues = problems(file(a, b))
@@ -60,6 +67,7 @@ t.test('two tenants that could both accept one JWT are a configuration error nam
   const distinct: Array<[string, string, string]> = [
     ['different issuers', jwt(I), jwt('https://other.example/')],
     ['same issuer, distinct audiences', jwt(I, ['a', 'b']), jwt(I, 'c')],
+    ['same issuer, distinct audiences from the same other claim', jwt(I, 'one', 'client_id'), jwt(I, 'two', 'client_id')],
     ['one issuer-less tenant beside one with an issuer (the exact issuer wins)', jwt(undefined), jwt(I)],
   ]
   for (const [what, a, b] of distinct) t.same(problems(file(a, b)), [], what)

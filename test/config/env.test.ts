@@ -75,10 +75,25 @@ t.test('AUTH_PUBLIC_KEY may carry its line breaks as \\n', async (t) => {
   t.equal(c.tenants[0]?.auth.jwt?.publicKey, pem.trim())
 })
 
+// Whatever text an operator puts in any variable, start-up ends in one ConfigError naming it, never a stack trace.
+t.test('garbage in any variable is a ConfigError naming it, never an exception of another kind', async (t) => {
+  const { envSchema } = await import('../../src/config/env.js')
+  const garbage = ['notaurl', 'http://[::1', 'http:// x', '://', 'redis://', '%zz', '\u0000', '-1', '1e999', 'NaN', '{}', 'x'.repeat(5000)]
+  for (const name of Object.keys(envSchema.shape)) {
+    for (const value of garbage) {
+      const found = await problems({ ...base, [name]: value }) // throws (failing the test) on anything but a ConfigError
+      if (found.length > 0) t.ok(found.some((p) => p.startsWith(`${name}: `) || p.includes(name)), `${name}=${JSON.stringify(value.slice(0, 20))}: ${found.join(' | ')}`)
+    }
+  }
+})
+
 t.test('a bad value names the variable', async (t) => {
   t.same(await problems({}), ['TIKTOOLS_API_KEY: required'])
   t.same(await problems({ ...base, PORT: 'eighty' }), ['PORT: expected number'])
+  for (const ms of ['1', '99', '120001']) t.match(await problems({ ...base, UPSTREAM_TIMEOUT_MS: ms }), [/^UPSTREAM_TIMEOUT_MS: /], `${ms} ms: outside 100..120000 (.env.example)`)
+  for (const ms of ['100', '120000']) t.same(await problems({ ...base, UPSTREAM_TIMEOUT_MS: ms }), [], `${ms} ms: the range's ends`)
   t.match(await problems({ ...base, UPSTREAM_URL: 'ftp://x' }), [/^UPSTREAM_URL: /])
+  for (const url of ['notaurl', 'http://[::1', 'http:// x']) t.same(await problems({ ...base, UPSTREAM_URL: url }), ['UPSTREAM_URL: Invalid URL'], `${url}: one message`)
   // The broker adds the path and the query itself: anything else in the URL would be dropped, or leak the key to a proxy's log.
   for (const url of ['https://api.tik.tools/?region=eu', 'https://api.tik.tools/#x', 'https://user:s3cret@api.tik.tools']) {
     const found = await problems({ ...base, UPSTREAM_URL: url })
