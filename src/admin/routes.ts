@@ -59,6 +59,7 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
 
     scoped.get<Id>('/admin/tenants/:id/usage', async (request) => {
       const tenant = tenantOr404(request.params.id)
+      const share = tenant.limits.upstreamMintsPerMinute
       const [usage, windows, mints] = await Promise.all([
         metrics.usage(tenant.id),
         app.limits.windows(tenant),
@@ -71,8 +72,10 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
         windows: {
           tenantRequests: windows.tenant,
           upstreamMints: {
-            count: mints.count,
-            limit: tenant.limits.upstreamMintsPerMinute ?? null,
+            // Calls made: the window counts refused attempts too (one count each, taken before the refusal), and the
+            // first `limit` of a window are the ones let through. (Exact unless the limit was lowered mid-window.)
+            count: share === undefined ? mints.count : Math.min(mints.count, share),
+            limit: share ?? null,
             resetInSeconds: Math.ceil(mints.resetInMs / 1000),
           },
         },

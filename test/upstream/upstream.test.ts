@@ -98,8 +98,10 @@ t.test('cached tokens are served while the upstream is down', async (t) => {
   t.equal(hit.body.data.token, first.body.data.token)
 })
 
+const ADMIN_TOKEN = 'admin-token-for-tests-0123456789'
+
 t.test("the tenant's upstreamMintsPerMinute share is enforced without calling the upstream", async (t) => {
-  const b = await buildBroker(t, { tenants: [acme({ limits: { upstreamMintsPerMinute: 2 } })] })
+  const b = await buildBroker(t, { tenants: [acme({ limits: { upstreamMintsPerMinute: 2 } })], config: { adminToken: ADMIN_TOKEN } })
   const jwt = await userJwt('u1')
   t.equal((await b.token(jwt, A1)).status, 200)
   t.equal((await b.token(jwt, A2)).status, 200)
@@ -110,6 +112,10 @@ t.test("the tenant's upstreamMintsPerMinute share is enforced without calling th
   t.ok(Number(over.headers['retry-after']) >= 1)
   t.equal(b.sim.stats.requests, 2)
   t.equal((await b.token(jwt, A1)).body.data.cached, true, 'hits do not count against the share')
+  t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 429, 'a second refusal')
+  // The admin view counts calls made, as the share does: not the refused attempts.
+  const usage = await b.app.inject({ method: 'GET', url: '/admin/tenants/acme/usage', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  t.match(usage.json().windows.upstreamMints, { count: 2, limit: 2 })
 })
 
 t.test('metrics record mints by status, latency and the observed quota', async (t) => {
