@@ -28,7 +28,7 @@ export const envSchema = z.object({
       return !u.includes('?') && !u.includes('#') && url.username === '' && url.password === ''
     }, 'expected an origin and at most a path (no query, fragment or credentials), e.g. https://api.tik.tools')
     .transform((u) => u.replace(/\/+$/, '')),
-  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1).max(120_000).default(5000),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   TENANTS_FILE: optionalText,
