@@ -3,7 +3,8 @@ import { EXPOSED_HEADERS } from './http/cors.js'
 import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
 import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { createServer, type RequestListener, type Server } from 'node:http'
 import { MemoryTokenStore } from './cache/memory-store.js'
 import type { TokenStore } from './cache/token-store.js'
 import type { Config } from './config/index.js'
@@ -13,9 +14,9 @@ import { createLogger, lazyChildLogger } from './logger.js'
 import { MemoryLedger, type QuotaLedger } from './upstream/quota-ledger.js'
 import { createMetrics, type Metrics } from './metrics/metrics.js'
 import errorHandler from './plugins/error-handler.js'
-import gracefulClose, { shutdownSignal } from './plugins/graceful-close.js'
+import gracefulClose, { shutdownSignal, type Shutdown } from './plugins/graceful-close.js'
 import limits from './plugins/limits.js'
-import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES, refuseInContract } from './plugins/connection-errors.js'
+import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES, refuseInContract, requireHost } from './plugins/connection-errors.js'
 import requestLog from './plugins/request-log.js'
 import services from './plugins/services.js'
 import clientJs from './routes/client-js.js'
@@ -57,6 +58,29 @@ export const BODY_LIMIT = 16 * 1024
 export { EXPOSED_HEADERS } from './http/cors.js'
 
 /**
+ * The broker's HTTP server, as Fastify would make it (its keep-alive, request and
+ * connection timeouts), and:
+ * - headers at most {@link MAX_HEADER_BYTES} in all, and all of them within 10 s; Node looks
+ *   for connections past that every `connectionsCheckingInterval`: 30 s by default, which
+ *   answered the 408 after up to 40 s, each second keeps it within 11 s;
+ * - responses that close their connection once shutdown began (`shutdown.ServerResponse`);
+ * - Node's own refusals in the contract's body ({@link requireHost}, which makes Node's own
+ *   check, switched off here; {@link refuseInContract}).
+ */
+function createHttpServer(handler: RequestListener, options: FastifyServerOptions, shutdown: Shutdown): Server {
+  const server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: shutdown.ServerResponse, requireHostHeader: false, connectionsCheckingInterval: 1000 },
+    requireHost(handler),
+  )
+  server.keepAliveTimeout = options.keepAliveTimeout ?? 72_000
+  server.requestTimeout = options.requestTimeout ?? 0
+  server.setTimeout(options.connectionTimeout ?? 0)
+  server.headersTimeout = 10_000
+  refuseInContract(server)
+  return server
+}
+
+/**
  * The composition root: builds the broker as a Fastify instance, ready to
  * `listen` or `inject`. Reads no environment; everything comes in `config` and `deps`.
  */
@@ -76,16 +100,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // (a keep-alive client's next one, before idle connections are closed) is served, with Connection: close.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 300 },
-    // Host is required still, in the contract's body (refuseInContract, below).
-    // Node looks for connections past headersTimeout (10 s, below) every connectionsCheckingInterval: 30 s by
-    // default, which answered the 408 after up to 40 s; each second keeps it within 11 s.
-    http: { maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: shutdown.ServerResponse, requireHostHeader: false, connectionsCheckingInterval: 1000 },
+    // The one HTTP server, made here so that every setting below holds for it (Fastify makes no second server for
+    // another address of a host name when it is given one, which would miss them).
+    serverFactory: (handler, options) => createHttpServer(handler, options, shutdown),
     // Refusals that happen before any route or hook still answer in the contract's body.
     frameworkErrors,
     clientErrorHandler,
   })
-  app.server.headersTimeout = 10_000
-  refuseInContract(app.server)
 
   // No body at all means `{}`; anything else is parsed safely (prototype poisoning refused).
   // Only JSON is accepted: every other type (text/plain included) is a 415.

@@ -73,7 +73,7 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
           tenantRequests: windows.tenant,
           upstreamMints: {
             // Calls made: the window counts refused attempts too (one count each, taken before the refusal), and the
-            // first `limit` of a window are the ones let through. (Exact unless the limit was lowered mid-window.)
+            // first `limit` of a window are the ones let through. (Exact unless the limit was changed mid-window.)
             count: share === undefined ? mints.count : Math.min(mints.count, share),
             limit: share ?? null,
             resetInSeconds: Math.ceil(mints.resetInMs / 1000),

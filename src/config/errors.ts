@@ -1,12 +1,24 @@
 import type { z } from 'zod'
 
-/** A configuration problem; its message names the field, e.g. `tenants.acme.token.expireAfter.max: expected number`. */
+/** C0 controls but tab, DEL and C1 controls: what an operator's value may carry that a terminal or log should not get raw. */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g
+
+/** `text` with each control character written as `\uXXXX`, so that an echoed value cannot break a line or a terminal. */
+function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/**
+ * A configuration problem; its message names the field, e.g. `tenants.acme.token.expireAfter.max: expected number`.
+ * Each issue is one printable line: a value it echoes has its control characters escaped (`\u0000`).
+ */
 export class ConfigError extends Error {
   readonly issues: string[]
   constructor(issues: string[]) {
-    super(issues.join('\n'))
+    const lines = issues.map(printable)
+    super(lines.join('\n'))
     this.name = 'ConfigError'
-    this.issues = issues
+    this.issues = lines
   }
 }
 

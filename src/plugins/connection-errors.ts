@@ -78,25 +78,26 @@ function refuse(res: ServerResponse, code: ErrorCode, message: string): void {
 }
 
 /**
- * The two refusals Node writes itself, with an empty body, without a `clientError`:
- * - an HTTP/1.1 request without `Host` (RFC 9112 §3.2: a server MUST answer 400). Node's
- *   own check is switched off (`requireHostHeader: false` where the server is made) and
- *   made here instead, in front of the server's request listener: a check per request,
- *   no Fastify hook;
- * - an `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417), through Node's
- *   `checkExpectation` event, which replaces Node's own answer.
- * Both are answered in the contract's body, readable from any origin as Node's other
- * refusals are ({@link clientErrorHandler}), and close their connection.
+ * `listener` behind the check Node would make itself (`requireHostHeader`, switched off where
+ * the server is made): an HTTP/1.1 request without `Host` is answered 400 (RFC 9112 §3.2: a
+ * server MUST), in the contract's body and closing its connection, where Node would answer
+ * with an empty body. One check per request, no Fastify hook.
+ */
+export function requireHost(listener: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuse(res, 'BAD_REQUEST', 'An HTTP/1.1 request must carry a Host header.')
+    listener(req, res)
+  }
+}
+
+/**
+ * Node's other refusals that bypass `clientError`, in the contract's body, readable from
+ * any origin as Node's other refusals are ({@link clientErrorHandler}), closing their
+ * connection: an `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417), through Node's
+ * `checkExpectation` event, which replaces Node's own empty answer; and `CONNECT`, which
+ * Node would drop unanswered.
  */
 export function refuseInContract(server: Server): void {
-  const listeners = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
-  server.removeAllListeners('request')
-  for (const listener of listeners) {
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return refuse(res, 'BAD_REQUEST', 'An HTTP/1.1 request must carry a Host header.')
-      listener(req, res)
-    })
-  }
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => refuse(res, 'EXPECTATION_FAILED', ERRORS.EXPECTATION_FAILED.message))
   // CONNECT (a proxy's tunnel) is no route here; without a listener Node would drop the connection unanswered.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => writeRefusal(socket, 'NOT_FOUND', 'No route CONNECT: this is not a proxy.'))

@@ -27,8 +27,8 @@ function post(port: number, path: string, headers: Record<string, string>): Prom
 }
 
 /** Writes raw bytes and reads until the server closes: for requests no HTTP client would send. */
-async function raw(port: number, bytes: string): Promise<string> {
-  const socket = connect(port, '127.0.0.1')
+async function raw(port: number, bytes: string, host = '127.0.0.1'): Promise<string> {
+  const socket = connect(port, host)
   let text = ''
   socket.setEncoding('utf8').on('data', (d: string) => (text += d))
   socket.write(bytes)
@@ -146,4 +146,16 @@ t.test('CONNECT (a proxy tunnel) is answered: a contract 404, not a dropped conn
   const text = await raw(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
   t.match(text, /^HTTP\/1\.1 404 Not Found\r\n/)
   t.match(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), contractBody('NOT_FOUND'))
+})
+
+// Fastify would open a second server for another address of a host name, without these settings: it opens none.
+t.test('listening on a host name: one server, the one with every setting (headers timeout, Host check, refusals)', async (t) => {
+  const b = await buildBroker(t, { tenants: [acme()] })
+  await b.app.listen({ host: 'localhost', port: 0 })
+  const addresses = b.app.addresses()
+  t.equal(addresses.length, 1, `one address: ${JSON.stringify(addresses)}`)
+  t.equal(b.app.server.headersTimeout, 10_000)
+  const { port, address } = b.app.server.address() as AddressInfo
+  const text = await raw(port, 'GET /healthz HTTP/1.1\r\n\r\n', address)
+  t.match(text, /^HTTP\/1\.1 400 /)
 })
