@@ -72,9 +72,8 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
         windows: {
           tenantRequests: windows.tenant,
           upstreamMints: {
-            // Calls made: the window counts refused attempts too (one count each, taken before the refusal), and the
-            // first `limit` of a window are the ones let through. (Exact unless the limit was changed mid-window.)
-            count: share === undefined ? mints.count : Math.min(mints.count, share),
+            // Calls made: a refused attempt is not counted (Minter's take).
+            count: mints.count,
             limit: share ?? null,
             resetInSeconds: Math.ceil(mints.resetInMs / 1000),
           },

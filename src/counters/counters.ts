@@ -12,6 +12,13 @@ export interface WindowCount {
 export interface Counters {
   /** Adds one to the fixed window `key` of `windowMs`; answers the count after the hit. */
   increment(key: string, windowMs: number): Promise<WindowCount>
+  /**
+   * Adds one to the fixed window `key` of `windowMs` unless it already holds `max`
+   * (atomically: of concurrent takes, exactly `max` per window are counted); answers
+   * the count after, and whether this take was counted. A refused take leaves the
+   * window as it was, so the count is what was let through.
+   */
+  take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }>
   /** The current count of a window without adding to it (0 when none). */
   peek(key: string): Promise<WindowCount>
   close(): Promise<void>

@@ -26,6 +26,15 @@ export class MemoryCounters implements Counters {
     return { count: w.count, resetInMs: w.endsAt - now }
   }
 
+  async take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {
+    const now = this.#now()
+    const w = this.#windows.get(key)
+    const open = w !== undefined && w.endsAt > now
+    const count = open ? w.count : 0
+    if (count >= max) return { count, resetInMs: open ? w.endsAt - now : 0, taken: false }
+    return { ...(await this.increment(key, windowMs)), taken: true }
+  }
+
   async peek(key: string): Promise<WindowCount> {
     const now = this.#now()
     const w = this.#windows.get(key)

@@ -12,6 +12,19 @@ if n == 1 or ttl < 0 then
 end
 return {n, ttl}`
 
+// The same window, counted only while under ARGV[2]: {count after, ms left, 1 if counted else 0}.
+const TAKE = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if n >= tonumber(ARGV[2]) then return {n, math.max(ttl, 0), 0} end
+n = redis.call('INCR', KEYS[1])
+ttl = redis.call('PTTL', KEYS[1])
+if n == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl, 1}`
+
 const PEEK = `
 local n = redis.call('GET', KEYS[1])
 if not n then return {0, 0} end
@@ -36,12 +49,14 @@ export class RedisCounters implements Counters {
   readonly #redis: RedisClient
   readonly #prefix: string
   readonly #increment: RedisScript<[number, number]>
+  readonly #take: RedisScript<[number, number, number]>
   readonly #peek: RedisScript<[number, number]>
 
   constructor(options: RedisCountersOptions) {
     this.#redis = options.redis
     this.#prefix = options.prefix ?? 'tkb:'
     this.#increment = defineScript(this.#redis, 1, INCREMENT)
+    this.#take = defineScript(this.#redis, 1, TAKE)
     this.#peek = defineScript(this.#redis, 1, PEEK)
   }
 
@@ -52,6 +67,11 @@ export class RedisCounters implements Counters {
   async increment(key: string, windowMs: number): Promise<WindowCount> {
     const [count, resetInMs] = await this.#increment([this.#window(key)], [Math.max(1, Math.floor(windowMs))])
     return { count, resetInMs }
+  }
+
+  async take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {
+    const [count, resetInMs, taken] = await this.#take([this.#window(key)], [Math.max(1, Math.floor(windowMs)), Math.max(0, Math.floor(max))])
+    return { count, resetInMs, taken: taken === 1 }
   }
 
   async peek(key: string): Promise<WindowCount> {

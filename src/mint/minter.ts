@@ -91,12 +91,12 @@ export class Minter {
     return { token, upstreamMs: outcome.latencyMs }
   }
 
-  /** Counts this call against the tenant's `upstreamMintsPerMinute` share, or refuses it. */
+  /** Counts this call against the tenant's `upstreamMintsPerMinute` share, or refuses it (a refusal is not counted: shares count calls made). */
   async #takeTenantShare(tenant: Tenant): Promise<void> {
     const share = tenant.limits.upstreamMintsPerMinute
     if (share === undefined) return
-    const window = await this.#deps.counters.increment(`mints:${tenant.id}`, 60_000)
-    if (window.count > share) {
+    const window = await this.#deps.counters.take(`mints:${tenant.id}`, 60_000, share)
+    if (!window.taken) {
       this.#deps.metrics.rejection(tenant.id, 'upstream_share')
       throw this.#deps.quota.exhausted(window.resetInMs, undefined, "This tenant's share of the tik.tools quota is spent; retry later.")
     }

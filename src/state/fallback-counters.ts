@@ -22,6 +22,10 @@ export class FallbackCounters implements Counters {
     return withFallback(this.#health, () => this.#shared.increment(key, windowMs), () => this.#local.increment(key, windowMs))
   }
 
+  take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {
+    return withFallback(this.#health, () => this.#shared.take(key, windowMs, max), () => this.#local.take(key, windowMs, max))
+  }
+
   peek(key: string): Promise<WindowCount> {
     return withFallback(this.#health, () => this.#shared.peek(key), () => this.#local.peek(key))
   }

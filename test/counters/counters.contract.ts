@@ -37,6 +37,33 @@ export function countersContract(t: Test, name: string, make: (t: Test) => Promi
     })
 
 
+    t.test('take counts only while the window is under max; a refused take is not counted', async (t) => {
+      const c = await make(t)
+      const first = await c.take('share', 60_000, 2)
+      t.same({ count: first.count, taken: first.taken }, { count: 1, taken: true })
+      t.ok(first.resetInMs > 59_000 && first.resetInMs <= 60_000, 'the first take starts the window')
+      t.match(await c.take('share', 60_000, 2), { count: 2, taken: true })
+      for (let i = 0; i < 3; i++) t.match(await c.take('share', 60_000, 2), { count: 2, taken: false }, 'refused, not counted')
+      t.equal((await c.peek('share')).count, 2, 'the window holds the takes let through')
+      t.match(await c.take('share', 60_000, 4), { count: 3, taken: true }, 'a higher max lets more through at once')
+      t.match(await c.take('other', 60_000, 0), { count: 0, taken: false }, 'max 0 lets nothing through')
+    })
+
+    t.test('concurrent takes: exactly max of them are counted', async (t) => {
+      const c = await make(t)
+      const answers = await Promise.all(Array.from({ length: 20 }, () => c.take('burst', 60_000, 7)))
+      t.equal(answers.filter((a) => a.taken).length, 7)
+      t.equal((await c.peek('burst')).count, 7)
+    })
+
+    t.test('a refused take does not keep a window from ending', async (t) => {
+      const c = await make(t)
+      await c.take('short', 60, 1)
+      t.match(await c.take('short', 60, 1), { taken: false })
+      await sleep(100)
+      t.match(await c.take('short', 60, 1), { count: 1, taken: true })
+    })
+
     t.test('close may be called twice', async (t) => {
       const c = await make(t)
       await c.close()

@@ -114,8 +114,18 @@ t.test("the tenant's upstreamMintsPerMinute share is enforced without calling th
   t.equal((await b.token(jwt, A1)).body.data.cached, true, 'hits do not count against the share')
   t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 429, 'a second refusal')
   // The admin view counts calls made, as the share does: not the refused attempts.
-  const usage = await b.app.inject({ method: 'GET', url: '/admin/tenants/acme/usage', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
+  const usage = await b.app.inject({ method: 'GET', url: '/admin/tenants/acme/usage', headers: admin })
   t.match(usage.json().windows.upstreamMints, { count: 2, limit: 2 })
+  // Raised within the window: the refused attempts took none of the raise (shares count calls made).
+  const patched = await b.app.inject({ method: 'PATCH', url: '/admin/tenants/acme', headers: { ...admin, 'content-type': 'application/merge-patch+json' }, payload: { limits: { upstreamMintsPerMinute: 4 } } })
+  t.equal(patched.statusCode, 200)
+  t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 200, 'the third call')
+  t.equal((await b.token(jwt, { allowed_creators: ['a1', 'a2'] })).status, 200, 'the fourth')
+  t.equal((await b.token(jwt, { allowed_creators: ['a2', 'a3'] })).status, 429, 'the fifth is over the raised share')
+  t.equal(b.sim.stats.requests, 4)
+  const after = await b.app.inject({ method: 'GET', url: '/admin/tenants/acme/usage', headers: admin })
+  t.match(after.json().windows.upstreamMints, { count: 4, limit: 4 })
 })
 
 t.test('metrics record mints by status, latency and the observed quota', async (t) => {
