@@ -10,8 +10,6 @@ export interface WindowCount {
  * for one process, in Redis for many.
  */
 export interface Counters {
-  /** Adds one to the fixed window `key` of `windowMs`; answers the count after the hit. */
-  increment(key: string, windowMs: number): Promise<WindowCount>
   /**
    * Adds one to the fixed window `key` of `windowMs` unless it already holds `max`
    * (atomically: of concurrent takes, exactly `max` per window are counted); answers

@@ -15,24 +15,17 @@ export class MemoryCounters implements Counters {
     this.#now = now
   }
 
-  async increment(key: string, windowMs: number): Promise<WindowCount> {
-    const now = this.#now()
-    let w = this.#windows.get(key)
-    if (w === undefined || w.endsAt <= now) {
-      w = { count: 0, endsAt: now + windowMs }
-      this.#windows.set(key, w)
-    }
-    w.count += 1
-    return { count: w.count, resetInMs: w.endsAt - now }
-  }
-
   async take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {
     const now = this.#now()
     const w = this.#windows.get(key)
     const open = w !== undefined && w.endsAt > now
     const count = open ? w.count : 0
     if (count >= max) return { count, resetInMs: open ? w.endsAt - now : 0, taken: false }
-    return { ...(await this.increment(key, windowMs)), taken: true }
+    // The first take starts the window; later ones do not extend it.
+    const counted = open ? w : { count: 0, endsAt: now + windowMs }
+    if (!open) this.#windows.set(key, counted)
+    counted.count += 1
+    return { count: counted.count, resetInMs: counted.endsAt - now, taken: true }
   }
 
   async peek(key: string): Promise<WindowCount> {

@@ -2,17 +2,8 @@ import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import type { Counters, WindowCount } from './counters.js'
 
-// A fixed window: the first hit starts it; a key left without expiry (never expected) is given one.
-const INCREMENT = `
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if n == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}`
-
-// The same window, counted only while under ARGV[2]: {count after, ms left, 1 if counted else 0}.
+// A fixed window, counted only while under ARGV[2]: the first take starts it (a key left without expiry, never
+// expected, is given one); answers {count after, ms left, 1 if counted else 0}.
 const TAKE = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ttl = redis.call('PTTL', KEYS[1])
@@ -48,25 +39,18 @@ export interface RedisCountersOptions {
 export class RedisCounters implements Counters {
   readonly #redis: RedisClient
   readonly #prefix: string
-  readonly #increment: RedisScript<[number, number]>
   readonly #take: RedisScript<[number, number, number]>
   readonly #peek: RedisScript<[number, number]>
 
   constructor(options: RedisCountersOptions) {
     this.#redis = options.redis
     this.#prefix = options.prefix ?? 'tkb:'
-    this.#increment = defineScript(this.#redis, 1, INCREMENT)
     this.#take = defineScript(this.#redis, 1, TAKE)
     this.#peek = defineScript(this.#redis, 1, PEEK)
   }
 
   #window(key: string): string {
     return `${this.#prefix}ctr:{${key}}`
-  }
-
-  async increment(key: string, windowMs: number): Promise<WindowCount> {
-    const [count, resetInMs] = await this.#increment([this.#window(key)], [Math.max(1, Math.floor(windowMs))])
-    return { count, resetInMs }
   }
 
   async take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {

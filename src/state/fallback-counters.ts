@@ -18,10 +18,6 @@ export class FallbackCounters implements Counters {
     this.#local = new MemoryCounters(now)
   }
 
-  increment(key: string, windowMs: number): Promise<WindowCount> {
-    return withFallback(this.#health, () => this.#shared.increment(key, windowMs), () => this.#local.increment(key, windowMs))
-  }
-
   take(key: string, windowMs: number, max: number): Promise<WindowCount & { taken: boolean }> {
     return withFallback(this.#health, () => this.#shared.take(key, windowMs, max), () => this.#local.take(key, windowMs, max))
   }

@@ -2,34 +2,37 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import type { Counters } from '../../src/counters/counters.js'
 
+/** A max no test reaches: a take that is always counted. */
+const UNLIMITED = Number.MAX_SAFE_INTEGER
+
 
 /** The behaviour every {@link Counters} shares; each implementation's test file runs it with a fresh instance. */
 export function countersContract(t: Test, name: string, make: (t: Test) => Promise<Counters>): void {
   t.test(`${name}: Counters contract`, async (t) => {
-    t.test('increment counts hits in a fixed window; keys are independent', async (t) => {
+    t.test('take counts hits in a fixed window; keys are independent', async (t) => {
       const c = await make(t)
-      const first = await c.increment('mints:acme', 60_000)
+      const first = await c.take('mints:acme', 60_000, UNLIMITED)
       t.equal(first.count, 1)
       t.ok(first.resetInMs > 59_000 && first.resetInMs <= 60_000, 'the first hit starts the window')
-      t.equal((await c.increment('mints:acme', 60_000)).count, 2)
-      t.equal((await c.increment('mints:other', 60_000)).count, 1)
-      const third = await c.increment('mints:acme', 60_000)
+      t.equal((await c.take('mints:acme', 60_000, UNLIMITED)).count, 2)
+      t.equal((await c.take('mints:other', 60_000, UNLIMITED)).count, 1)
+      const third = await c.take('mints:acme', 60_000, UNLIMITED)
       t.equal(third.count, 3)
       t.ok(third.resetInMs <= first.resetInMs, 'later hits do not extend the window')
     })
 
     t.test('a window ends after its length and the count starts again', async (t) => {
       const c = await make(t)
-      await c.increment('w', 60)
-      await c.increment('w', 60)
+      await c.take('w', 60, UNLIMITED)
+      await c.take('w', 60, UNLIMITED)
       await sleep(100)
-      t.equal((await c.increment('w', 60)).count, 1)
+      t.equal((await c.take('w', 60, UNLIMITED)).count, 1)
     })
 
     t.test('peek reads a window without adding to it; an unknown window is 0', async (t) => {
       const c = await make(t)
       t.same(await c.peek('nothing'), { count: 0, resetInMs: 0 })
-      await c.increment('p', 60_000)
+      await c.take('p', 60_000, UNLIMITED)
       const peeked = await c.peek('p')
       t.equal(peeked.count, 1)
       t.ok(peeked.resetInMs > 0)

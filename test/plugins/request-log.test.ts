@@ -50,7 +50,7 @@ t.test('the request line carries the request id and only its own fields', async 
 
 t.test('logging through request.log binds the request id, and redaction holds there', async (t) => {
   const broken = {
-    increment: async () => {
+    take: async () => {
       throw new TypeError('counter exploded')
     },
     peek: async () => ({ count: 0, resetInMs: 0 }),

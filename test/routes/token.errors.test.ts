@@ -148,7 +148,7 @@ t.test('RATE_LIMITED per subject and per tenant, with Retry-After', async (t) =>
 
 t.test('INTERNAL hides the cause and logs it', async (t) => {
   const broken = {
-    increment: async () => {
+    take: async () => {
       throw new TypeError('counter exploded')
     },
     peek: async () => ({ count: 0, resetInMs: 0 }),

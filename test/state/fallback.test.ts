@@ -8,6 +8,9 @@ import { FallbackTokenStore } from '../../src/state/fallback-store.js'
 import type { RedisHealth } from '../../src/state/health.js'
 import { until } from '../helpers/redis-topologies.js'
 
+/** A max no test reaches: a take that is always counted. */
+const UNLIMITED = Number.MAX_SAFE_INTEGER
+
 /** A health switch the test flips, recording reported failures. */
 class FakeHealth implements RedisHealth {
   available = true
@@ -232,10 +235,10 @@ t.test('store and counters: close is idempotent and closes the shared one once',
 
 t.test('counters: a failing Redis counts locally', async (t) => {
   const health = fakeHealth()
-  const shared = { increment: fail, peek: fail, close: async () => {} } satisfies Counters
+  const shared = { take: fail, peek: fail, close: async () => {} } satisfies Counters
   const counters = new FallbackCounters(shared, health)
-  t.equal((await counters.increment('m', 60_000)).count, 1)
-  t.equal((await counters.increment('m', 60_000)).count, 2)
+  t.equal((await counters.take('m', 60_000, UNLIMITED)).count, 1)
+  t.equal((await counters.take('m', 60_000, UNLIMITED)).count, 2)
   t.equal((await counters.peek('m')).count, 2)
   t.equal(health.failures.length, 3)
 })
