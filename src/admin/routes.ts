@@ -59,7 +59,6 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
 
     scoped.get<Id>('/admin/tenants/:id/usage', async (request) => {
       const tenant = tenantOr404(request.params.id)
-      const share = tenant.limits.upstreamMintsPerMinute
       const [usage, windows, mints] = await Promise.all([
         metrics.usage(tenant.id),
         app.limits.windows(tenant),
@@ -74,7 +73,7 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
           upstreamMints: {
             // Calls made: a refused attempt is not counted (Minter's take).
             count: mints.count,
-            limit: share ?? null,
+            limit: tenant.limits.upstreamMintsPerMinute ?? null,
             resetInSeconds: Math.ceil(mints.resetInMs / 1000),
           },
         },

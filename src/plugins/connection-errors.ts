@@ -46,34 +46,36 @@ export function clientErrorHandler(err: NodeJS.ErrnoException & { code?: string 
   writeRefusal(socket, code, message)
 }
 
-/** `code`'s contract answer written straight to `socket` (there is no response object), then the socket closed. */
-function writeRefusal(socket: Socket, code: ErrorCode, message: string): void {
+/** `code`'s contract answer: its status, body and headers (readable from any origin, closing the connection). */
+function refusal(code: ErrorCode, message: string): { status: number; body: string; headers: Record<string, string | number> } {
   const body = JSON.stringify(errorBody(code, message))
-  const status = ERRORS[code].status
+  return {
+    status: ERRORS[code].status,
+    body,
+    headers: {
+      'Content-Type': JSON_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+      'Access-Control-Allow-Origin': '*',
+      Connection: 'close',
+    },
+  }
+}
+
+/** {@link refusal} written straight to `socket` (there is no response object), then the socket closed. */
+function writeRefusal(socket: Socket, code: ErrorCode, message: string): void {
+  const { status, body, headers } = refusal(code, message)
   if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-        `Content-Type: ${JSON_CONTENT_TYPE}\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        'Cache-Control: no-store\r\n' +
-        'Access-Control-Allow-Origin: *\r\n' +
-        'Connection: close\r\n\r\n' +
-        body,
-    )
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`)
   }
   socket.destroy()
 }
 
-/** Writes `code`'s contract body as the whole answer and closes the connection (the request was not one to serve). */
+/** {@link refusal} as the whole answer of `res` (the request was not one to serve). */
 function refuse(res: ServerResponse, code: ErrorCode, message: string): void {
-  const body = JSON.stringify(errorBody(code, message))
-  res.writeHead(ERRORS[code].status, {
-    'content-type': JSON_CONTENT_TYPE,
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'access-control-allow-origin': '*',
-    connection: 'close',
-  })
+  const { status, body, headers } = refusal(code, message)
+  res.writeHead(status, headers)
   res.end(body)
 }
 

@@ -50,12 +50,13 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
     return sendError(request, reply, 'INTERNAL', ERRORS.INTERNAL.message)
   })
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]
     // A preflight for the token route reaches this only when @fastify/cors declined it: its Origin is no tenant's.
     // Any other path stays a 404 (an /admin/ path without ADMIN_TOKEN included: no such route exists).
-    if (request.method === 'OPTIONS' && request.headers.origin !== undefined && request.url.split('?')[0] === '/v1/token') {
+    if (request.method === 'OPTIONS' && request.headers.origin !== undefined && path === '/v1/token') {
       return sendError(request, reply, 'ORIGIN_NOT_ALLOWED', 'This origin is not allowed by any tenant.')
     }
-    sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`)
+    sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${path}.`)
   })
 }
 

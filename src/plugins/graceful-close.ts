@@ -12,7 +12,7 @@ declare module 'fastify' {
 /**
  * A server's shutdown, shared by its responses and the plugin that begins it. Made
  * before the app: Node takes the response class when the server is created
- * (`http.createServer({ ServerResponse })`, which Fastify's `http` option passes on).
+ * (`http.createServer({ ServerResponse })`, in app.ts's server factory).
  */
 export interface Shutdown {
   /**

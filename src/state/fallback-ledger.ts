@@ -16,13 +16,12 @@ export class FallbackLedger implements QuotaLedger {
   readonly #health: RedisHealth
   readonly #local = new MemoryLedger()
 
-  /** `now`: the clock of the push on recovery, ms (the calls bring their own). */
-  constructor(shared: QuotaLedger, health: RedisHealth, now: () => number = Date.now) {
+  constructor(shared: QuotaLedger, health: RedisHealth) {
     this.#shared = shared
     this.#health = health
     health.onRecover(() => {
       // What this process learnt while Redis was away, into Redis at once; a failure here is one more outage, noted.
-      this.read(now()).catch(() => {})
+      this.read(Date.now()).catch(() => {})
     })
   }
 
