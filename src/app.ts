@@ -1,9 +1,10 @@
 import cors from '@fastify/cors'
 import { EXPOSED_HEADERS } from './http/cors.js'
+import { parseJson } from './http/json-body.js'
 import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
 import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import type { FastifyBaseLogger, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
 import { createServer, type RequestListener, type Server } from 'node:http'
 import { MemoryTokenStore } from './cache/memory-store.js'
 import type { TokenStore } from './cache/token-store.js'
@@ -108,14 +109,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     clientErrorHandler,
   })
 
-  // No body at all means `{}`; anything else is parsed safely (prototype poisoning refused).
-  // Only JSON is accepted: every other type (text/plain included) is a 415.
-  const json = app.getDefaultJsonParser('error', 'error')
+  // Only JSON is accepted (http/json-body.ts): every other type (text/plain included) is a 415.
   app.removeAllContentTypeParsers()
-  const parseJson = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
-    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, {})
-    json(request, body as string, done)
-  }
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
   // JSON by its structured syntax suffix (RFC 6839 §3.1): application/vnd.api+json and its kind.
   app.addContentTypeParser(/^application\/[\w.!#$&^-]+\+json\s*(;.*)?$/i, { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
@@ -133,16 +128,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     now: deps.now ?? Date.now,
   })
   await app.register(cors, {
-    // A preflight carries no credential: answer it for every tenant's origins; the request itself is held to its tenant's.
+    // A tenant's origin may read the public GET routes' answers (not /admin/: its routes opt out). The token route
+    // does the same itself, in the hook that authenticates (routes/token.ts): one pass, no plugin hook.
     origin: (origin, cb) => cb(null, origin !== undefined && app.broker.tenants.origins.has(origin) ? origin : false),
-    methods: ['GET', 'POST'],
-    allowedHeaders: ['Authorization', 'Content-Type'],
     exposedHeaders: [...EXPOSED_HEADERS],
-    // The token route does the same itself, in the hook that authenticates (routes/token.ts): one pass, no plugin hook.
-    maxAge: 600,
-    // An OPTIONS with an allowed Origin but no Access-Control-Request-Method is answered as a preflight too: the
-    // plugin's strict check would refuse it in a text/plain body of its own, not the contract's.
-    strictPreflight: false,
+    // No preflight is the plugin's: it would answer one for any path, an unknown or an /admin/ one included. The
+    // token route answers its own (routes/token.ts); any other OPTIONS is the plain 404.
+    preflight: false,
   })
   // The readiness checks are Redis's (main.ts passes them only when Redis is configured): the gauge mirrors /readyz.
   const redisChecks = deps.readiness ?? []

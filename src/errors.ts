@@ -20,6 +20,7 @@ export const ERRORS = {
   UPSTREAM_RATE_LIMITED: { status: 429, message: 'The upstream quota is spent; retry later.' },
   UPSTREAM_ERROR: { status: 502, message: 'The upstream answered with an error.' },
   UPSTREAM_UNAVAILABLE: { status: 503, message: 'The upstream is unavailable; retry later.' },
+  NOT_READY: { status: 503, message: 'Not ready.' },
   INTERNAL: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>
 

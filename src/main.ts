@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   })
 
   process.on('SIGHUP', () => {
-    reloadTenants(app, process.env).then(
+    reloadTenants(app, process.env, 'SIGHUP').then(
       (tenants) => logger.info({ tenants }, 'tenants reloaded (SIGHUP)'),
       (err: Error) => logger.error({ reason: err.message }, 'tenants reload refused; running config kept'),
     )

@@ -6,6 +6,7 @@ import { ConfigError } from '../config/errors.js'
 import { parseTenantPatch } from '../config/tenant-patch.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
+import { parseJson } from '../http/json-body.js'
 import { reloadTenants } from './reload.js'
 import { tenantView } from './tenant-view.js'
 
@@ -15,6 +16,21 @@ export interface AdminOptions {
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
+/**
+ * A tenant patch as the audit line gives it: each field it sets, by dotted path, and its value
+ * (`{"token.expireAfter.default": 900, "limits.upstreamMintsPerMinute": null}`; null removes an
+ * override, RFC 7396). Flat, so that no key of it is one the log redacts by name (`token`):
+ * the values are limits, lifetimes and switches, never secrets (the PATCH schema allows no other).
+ */
+export function patchedFields(patch: object, prefix = ''): Record<string, unknown> {
+  const fields: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(patch)) {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) Object.assign(fields, patchedFields(value as object, `${prefix}${key}.`))
+    else fields[`${prefix}${key}`] = value
+  }
+  return fields
+}
 
 /** `/admin/*` (contract section 3): only with `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time. */
 async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
@@ -37,19 +53,26 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
   type Id = { Params: { id: string } }
 
   app.register(async (scoped) => {
+    // No CORS on /admin/: no browser origin of a tenant may read an admin answer, and a preflight gets the guard's 401.
+    scoped.addHook('onRoute', (route) => {
+      route.config = { ...route.config, cors: false }
+    })
     scoped.addHook('onRequest', guard)
     // Operators may send a JSON merge patch with its own media type.
-    scoped.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, scoped.getDefaultJsonParser('error', 'error'))
+    scoped.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, parseJson)
 
     scoped.get('/admin/tenants', async () => ({ tenants: tenants.all().map(view) }))
     scoped.get<Id>('/admin/tenants/:id', async (request) => view(tenantOr404(request.params.id)))
 
     scoped.patch<Id>('/admin/tenants/:id', async (request) => {
       const id = tenantOr404(request.params.id).id
+      // A merge patch is a JSON object (RFC 7396 §2: any other value would replace the tenant itself); the broker's
+      // parser reads an empty body as {}, so only a body that says null is refused here.
+      if (request.body === null) throw new BrokerError('BAD_REQUEST', 'The patch must be a JSON object (RFC 7396 merge patch); null would replace the tenant.')
       try {
         const patch = parseTenantPatch(request.body ?? {})
         const updated = await app.broker.overrideSync.patch(id, patch)
-        audit.adminChange('tenant.patch', id, { patch })
+        audit.adminChange('tenant.patch', id, { changes: patchedFields(patch) })
         return view(updated)
       } catch (err) {
         if (err instanceof ConfigError) throw new BrokerError('BAD_REQUEST', err.issues.join('; '))

@@ -13,8 +13,15 @@ import type { Grant } from '../policy/grant.js'
 export interface AuditLog {
   /** One `token.mint` line, made at the end of the current event-loop turn, after the turn's answers, and handed to the log then. */
   mint(grant: Grant): void
-  adminChange(action: string, tenantId: string | null, detail: Record<string, unknown>): void
+  /**
+   * One `admin.<action>` line. `actor`: who asked — the holder of ADMIN_TOKEN (an admin call,
+   * the default) or a signal to the process (`SIGHUP`: a reload).
+   */
+  adminChange(action: string, tenantId: string | null, detail: Record<string, unknown>, actor?: AdminActor): void
 }
+
+/** Who made an admin change: an admin API call, or a signal sent to the process. */
+export type AdminActor = 'admin-token' | 'SIGHUP'
 
 export interface AuditOptions {
   /** `hashed` (default) or `plain`. */
@@ -52,8 +59,8 @@ export function createAuditLog(log: FastifyBaseLogger, options: AuditOptions): A
         'after',
       )
     },
-    adminChange(action, tenantId, detail) {
-      audit.info({ event: `admin.${action}`, tenant: tenantId, actor: 'admin-token', ...detail }, 'audit')
+    adminChange(action, tenantId, detail, actor = 'admin-token') {
+      audit.info({ event: `admin.${action}`, tenant: tenantId, actor, ...detail }, 'audit')
     },
   }
 }

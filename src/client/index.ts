@@ -349,6 +349,8 @@ function openLive({ client, WS, url, handlers, signal }: LiveParams): LiveConnec
   let rejected: string | undefined
   let ended = false
   let attempt = 0
+  /** 4003 closes since frames last flowed: the first asks for a new token at once, whatever failed before it. */
+  let rejections = 0
   let timer: ReturnType<typeof setTimeout> | null = null
   const lifetime = new AbortController()
 
@@ -398,7 +400,9 @@ function openLive({ client, WS, url, handlers, signal }: LiveParams): LiveConnec
     ws.addEventListener('error', () => { if (socket === ws && !ended) handlers.onError?.(new Error('WebSocket error')) })
     ws.addEventListener('message', (ev: MessageEvent) => {
       if (socket !== ws || ended) return
-      attempt = 0 // frames flow: the connection works, so the next failure starts the backoff over
+      // Frames flow: the connection works, so the next failure starts the backoff over, and a 4003 is a first again.
+      attempt = 0
+      rejections = 0
       dispatch(ev.data)
     })
     ws.addEventListener('close', (ev: CloseEvent) => {
@@ -412,8 +416,10 @@ function openLive({ client, WS, url, handlers, signal }: LiveParams): LiveConnec
     if (ended) { handlers.onClose?.(code, reason, false); return }
     if (code === CLOSE_TOKEN_REJECTED) {
       rejected = token
-      // The first rejection retries at once; repeated ones (the broker handing out the same token) back off.
-      retryLater(attempt === 0 ? 0 : backoff(attempt))
+      // The first rejection retries at once, even after transient failures (a fresh token is what was missing);
+      // repeated ones without a frame between (the broker handing out the same token) back off.
+      rejections++
+      retryLater(rejections === 1 ? 0 : backoff(rejections - 1))
     } else if (CLOSE_TRANSIENT.has(code)) {
       retryLater(backoff(attempt))
     } else {

@@ -55,7 +55,7 @@ export class TenantRegistry {
   replace(tenants: readonly Tenant[]): void {
     const overlaps = credentialOverlaps(tenants)
     if (overlaps.length > 0) throw new ConfigError(overlaps.map((o) => `tenants.${o.path.join('.')}: ${o.message}`))
-    const effective = tenants.map((t) => applyPatch(t, this.#overrides.get(t.id)))
+    const effective = tenants.map((t) => this.#withOverride(t))
     let authenticator: Authenticator
     try {
       authenticator = new Authenticator(effective, this.#jwks, this.#keySets)
@@ -68,6 +68,22 @@ export class TenantRegistry {
     this.#base = tenants
     this.#authenticator = authenticator
     this.#install(effective)
+  }
+
+  /**
+   * A base tenant with its operator override applied. Where the two together are invalid (a file that narrows
+   * `token.expireAfter.max` below an overriding `default`, say), the ConfigError says that the override is part
+   * of it, and which: the field it names may be valid in the file alone.
+   */
+  #withOverride(base: Tenant): Tenant {
+    const patch = this.#overrides.get(base.id)
+    try {
+      return applyPatch(base, patch)
+    } catch (err) {
+      if (!(err instanceof ConfigError) || patch === undefined) throw err
+      const override = `the admin override ${JSON.stringify(patch)} applied to the file's tenant ${base.id}`
+      throw new ConfigError(err.issues.map((issue) => `${issue} (with ${override}; change the file, or PATCH the override's fields to null)`))
+    }
   }
 
   /**

@@ -35,14 +35,25 @@ class PendingCounts {
 }
 
 /**
+ * prom-client's default Node.js metrics, prefixed `tiktools_broker_`, less the three gauges
+ * `nodejs_active_{handles,requests,resources}_total`: a `_total` suffix is for counters only
+ * (Prometheus naming practice), and `promtool check metrics` refuses the exposition for it.
+ * The same counts stay served, by type, as `nodejs_active_{handles,requests,resources}`.
+ */
+function defaultMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: 'tiktools_broker_' })
+  for (const kind of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`tiktools_broker_nodejs_active_${kind}_total`)
+}
+
+/**
  * The broker's Prometheus metrics (`tiktools_broker_*`), one registry per app
  * so that tests can build several. Labels are tenant ids and outcomes, never
  * subjects or tokens.
  */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry()
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tiktools_broker_' })
   const registers = [registry]
+  if (options.defaultMetrics !== false) defaultMetrics(registry)
   // Counted on every token request: kept as plain numbers, handed to prom-client when read.
   const requestCounts = new PendingCounts()
   const cacheCounts = new PendingCounts()

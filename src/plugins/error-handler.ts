@@ -51,11 +51,6 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
   })
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]
-    // A preflight for the token route reaches this only when @fastify/cors declined it: its Origin is no tenant's.
-    // Any other path stays a 404 (an /admin/ path without ADMIN_TOKEN included: no such route exists).
-    if (request.method === 'OPTIONS' && request.headers.origin !== undefined && path === '/v1/token') {
-      return sendError(request, reply, 'ORIGIN_NOT_ALLOWED', 'This origin is not allowed by any tenant.')
-    }
     sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${path}.`)
   })
 }

@@ -12,6 +12,9 @@ declare module 'fastify' {
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
+/** The request line's `path` for a request no route matched (a 404, a refusal before routing). */
+export const UNMATCHED = '(no route)'
+
 /**
  * The request line's fields, as JSON members (`"reqId":"req-1","method":"POST",…`), in
  * this order: reqId, method, path, status, ms, then outcome, tenant, cache and
@@ -34,7 +37,7 @@ export function requestLineFields(request: FastifyRequest, reply: FastifyReply, 
 
 /**
  * One log line per request, written when the answer is sent: request id, method, route
- * (never the query or a path parameter), status, time, and for token requests the tenant,
+ * (never the query or a path parameter; `(no route)` where none matched), status, time, and for token requests the tenant,
  * outcome, cache result and upstream latency. Probes log at debug.
  *
  * The line is built field by field, as JSON text, from values that are never secret, so it
@@ -46,8 +49,9 @@ export function requestLineFields(request: FastifyRequest, reply: FastifyReply, 
 async function requestLog(app: FastifyInstance): Promise<void> {
   const write = lineWriter(app.log)
   app.addHook('onResponse', (request, reply, done) => {
-    // The route pattern where there is one: a path parameter (an admin purge's subject) stays out of the log.
-    const path = request.routeOptions.url ?? (request.url.split('?')[0] as string)
+    // The route pattern where there is one: a path parameter (an admin purge's subject) stays out of the log. A
+    // path no route matched is not logged at all: it is whatever a client sent, a credential pasted into it included.
+    const path = request.routeOptions.url ?? UNMATCHED
     write(PROBES.has(path) ? 'debug' : 'info', requestLineFields(request, reply, path), 'request')
     done()
   })

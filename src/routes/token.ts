@@ -37,6 +37,22 @@ export function tokenAnswerJson(token: CachedToken, grant: Pick<Grant, 'creators
 const EXPOSE = EXPOSED_HEADERS.join(', ')
 
 /**
+ * The headers of a successful preflight for `POST /v1/token` from `origin` (Fetch standard, CORS protocol):
+ * the method and request headers a token request sends, cached by the browser for 600 s
+ * (`Access-Control-Max-Age`), and the exposed headers as on the answer itself.
+ */
+function preflightHeaders(origin: string): Record<string, string> {
+  return {
+    'access-control-allow-origin': origin,
+    'access-control-expose-headers': EXPOSE,
+    'access-control-allow-methods': 'POST',
+    'access-control-allow-headers': 'Authorization, Content-Type',
+    'access-control-max-age': '600',
+    'content-length': '0',
+  }
+}
+
+/**
  * Who is calling, checked before the body is even read: CORS headers, credential,
  * tenant switch, browser origin. A hook with a callback, so that a caller whose
  * credential was accepted in the last minute passes without a promise.
@@ -167,6 +183,21 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     hit !== undefined
       ? answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' })
       : tokens.tokenFor(tenant, grant, undefined, null).then((served) => answer(request, reply, tenant.id, grant, served))
+
+  // The CORS preflight (Fetch standard): the one route a browser sends a non-simple request to (JSON, a credential).
+  // Answered here rather than by @fastify/cors, which answers a preflight for any path (an /admin/ path or an unknown
+  // one included) from every tenant's origin: a preflight carries no credential, so every tenant's origins are
+  // allowed; the request itself is then held to its own tenant's (`identify`).
+  app.options('/v1/token', { config: { cors: false } }, (request, reply) => {
+    const origin = request.headers.origin
+    reply.header('vary', 'Origin')
+    // Without an Origin it is no preflight, and there is no OPTIONS route to answer it.
+    if (origin === undefined) throw new BrokerError('NOT_FOUND', 'No route OPTIONS /v1/token.')
+    if (!app.broker.tenants.origins.has(origin)) throw new BrokerError('ORIGIN_NOT_ALLOWED', 'This origin is not allowed by any tenant.')
+    // Also without Access-Control-Request-Method: an allowed origin's OPTIONS is answered as a preflight.
+    reply.headers(preflightHeaders(origin))
+    reply.code(204).send()
+  })
 
   // Not an async function: a hit on the local stores is answered without a promise (Fastify sends a returned value at once).
   app.post('/v1/token', options, (request, reply) => {

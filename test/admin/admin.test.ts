@@ -102,6 +102,25 @@ t.test('PATCH changes limits, lifetime and the switch at run time, validated lik
   t.equal((await admin(b, 'GET', '/admin/tenants/acme')).json().enabled, false, 'a refused patch changes nothing')
   t.equal((await admin(b, 'PATCH', '/admin/tenants/nope', { enabled: true })).statusCode, 404)
   t.ok(b.logs.some((l) => l.includes('"channel":"audit"') && l.includes('admin.tenant.patch')), 'an audit line per change')
+  // The audit line says what changed, the token section included (a key the log redacts by name, `token`, hid it).
+  const lines = b.logs.filter((l) => l.includes('admin.tenant.patch')).map((l) => JSON.parse(l) as { changes?: Record<string, unknown>; actor?: string })
+  t.same(lines[0]?.changes, { 'limits.perSubjectPerMinute': 2, 'token.expireAfter.max': 300 })
+  t.same(lines[2]?.changes, { 'limits.upstreamMintsPerMinute': null }, 'a removal is logged as null')
+  t.equal(lines[0]?.actor, 'admin-token')
+  t.notMatch(b.logs.join(''), /\[redacted\]/, 'nothing of a patch is censored: it holds no secret')
+
+  // A merge patch is an object: null (which would replace the tenant) and prototype keys are refused by name.
+  for (const [payload, message] of [
+    ['null', /JSON object/],
+    ['{"__proto__":{"enabled":true}}', /__proto__/],
+    ['{"limits":{"constructor":{"prototype":{"x":1}}}}', /constructor\.prototype/],
+  ] as const) {
+    const res = await b.app.inject({ method: 'PATCH', url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, payload })
+    t.equal(res.statusCode, 400, payload)
+    t.equal(res.json().code, 'BAD_REQUEST')
+    t.match(res.json().message, message)
+  }
+  t.equal((await admin(b, 'GET', '/admin/tenants/acme')).json().enabled, false, 'the refused patches changed nothing')
 })
 
 t.test('usage: requests by outcome, cache, mints, rejections and window counts', async (t) => {

@@ -67,6 +67,16 @@ t.test('POST /admin/reload puts a new file in force; a broken one keeps the old 
   t.match(bad.json().message, /tenants\.acme\.limits\.perTenantPerMinute: expected number/)
   t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 200, 'the running config is kept')
 
+  // A file that is valid alone but not with an operator's override in force: the refusal says the override is part of it.
+  t.equal((await b.app.inject({ method: 'PATCH', url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, payload: '{"token":{"expireAfter":{"default":1000}}}' })).statusCode, 200)
+  await writeFile(path, file('a1, a3').replace('{ default: 600, max: 3600 }', '{ default: 60, max: 120 }'))
+  const clash = await reload()
+  t.equal(clash.statusCode, 400)
+  t.match(clash.json().message, /tenants\.acme\.token\.expireAfter\.default: .*with the admin override \{"limits":\{"perSubjectPerMinute":7\},"token":\{"expireAfter":\{"default":1000\}\}\} applied/)
+  t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 200, 'the running config is kept')
+  t.equal((await b.app.inject({ method: 'PATCH', url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, payload: '{"token":null}' })).statusCode, 200)
+  t.equal((await reload()).statusCode, 200, 'with the override of the field dropped, the file applies')
+
   await writeFile(path, file('a1, a3').replace('${ACME_SECRET}', 'a-rotated-secret-a-rotated-secret'))
   t.equal((await reload()).statusCode, 200)
   t.equal((await b.token(await userJwt('u2'), { allowed_creators: ['a1'] })).status, 401, 'a rotated secret applies to new requests')
@@ -96,6 +106,7 @@ t.test('SIGHUP re-reads the tenants file of a running server; SIGTERM exits 0', 
   const deadline = Date.now() + 5000
   while (!broker.output().includes('tenants reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
   t.equal((await mint('b2')).status, 200, 'the reloaded file is in force')
+  t.match(broker.output(), /"event":"admin\.reload"[^\n]*"actor":"SIGHUP"/, 'the audit line names the signal, not the admin token')
 
   await writeFile(path, 'tenants: [')
   broker.child.kill('SIGHUP')

@@ -122,6 +122,31 @@ t.test('after 4003 every retry of the token request still reports the refused to
   )
 })
 
+t.test('a 4003 after transient failures asks for a fresh token at once, not after their backoff', async (t) => {
+  const { broker, upstream, client, rec } = await setup(t)
+  const live = client.connect('streamer1', rec.handlers)
+  t.teardown(() => live.close())
+  const first = await upstream.connections.take()
+  await rec.take('open')
+  // An abnormal close (tik.tools restarting, say): the next one would wait 1–2 s.
+  first.socket.terminate()
+  t.match(await rec.take('close'), { code: 1006, willReconnect: true })
+  const third = await upstream.connections.take()
+  // Back, it refuses the old token: the next token request leaves at once, with the refused token.
+  const refused = Date.now()
+  third.socket.close(4003, 'token expired')
+  const fourth = await upstream.connections.take()
+  t.ok(Date.now() - refused < 400, `asked again at once (${Date.now() - refused} ms), not after the backoff of 1–2 s`)
+  t.equal(fourth.query.get('jwtKey'), 'tok-2')
+  t.equal(JSON.parse(broker.calls.at(-1)?.body ?? '').rejected_token, 'tok-1')
+  // A second 4003 with no frame between backs off.
+  await rec.take('open')
+  const again = Date.now()
+  fourth.socket.close(4003, 'token expired')
+  await upstream.connections.take()
+  t.ok(Date.now() - again >= 450, 'a repeated refusal waits')
+})
+
 t.test('4000 (bad request) does not reconnect either', async (t) => {
   const { upstream, client, rec } = await setup(t)
   const live = client.connect('streamer1', rec.handlers)

@@ -5,7 +5,7 @@
  * promtool is required (`apt-get install -y prometheus`; `.ci/run` installs
  * it): a missing promtool fails these tests, it never skips them.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -212,4 +212,26 @@ t.test('every metric and label the alerts and the dashboard use is one /metrics 
   }
   // The check itself can fail: a name /metrics does not serve is caught.
   t.equal(names.has('tiktools_broker_no_such_metric'), false)
+})
+
+// What a scrape serves passes Prometheus's own lint: a gauge named like a counter (prom-client's default
+// nodejs_active_*_total) made `promtool check metrics` exit non-zero.
+t.test('what /metrics serves after traffic passes promtool check metrics', async (t) => {
+  const b = await buildBroker(t, { deps: { readiness: [async () => undefined] } })
+  await b.token(undefined, {})
+  const res = await b.app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.body, /^tiktools_broker_nodejs_active_handles\{/m, 'the default Node.js metrics are served')
+  t.match(res.body, /^tiktools_broker_token_requests_total\{/m)
+  const checked = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, output }))
+    child.stdin.end(res.body)
+  })
+  t.equal(checked.code, 0, `promtool check metrics: ${checked.output}`)
+  t.equal(checked.output.trim(), '', 'no lint finding')
 })

@@ -6,9 +6,9 @@ import { ERRORS } from '../../src/errors.js'
 import { acme, configFor } from '../helpers/broker.js'
 
 const spec = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8'))
-const METHODS = ['get', 'post', 'put', 'patch', 'delete']
+const METHODS = ['get', 'post', 'put', 'patch', 'delete', 'options']
 
-/** The app's routes as `METHOD /path`, from Fastify's own route tree (HEAD and the CORS preflight left out). */
+/** The app's routes as `METHOD /path`, from Fastify's own route tree (HEAD and wildcard routes left out; the token route's preflight is a route of its own). */
 async function appRoutes(adminToken?: string): Promise<Set<string>> {
   const app = await buildApp(configFor('http://127.0.0.1:9', [acme()], { logLevel: 'silent', adminToken }))
   await app.ready()

@@ -78,6 +78,18 @@ t.test('logging through request.log binds the request id, and redaction holds th
   t.notMatch(b.logs.join(''), /secret-in-a-field|secret-header/)
 })
 
+t.test('a path no route matched is not logged: it is whatever the client sent', async (t) => {
+  const b = await broker(t)
+  const secret = 'eyJhbGciOiJIUzI1NiJ9.pasted-into-a-path.sig'
+  const res = await b.app.inject({ method: 'GET', url: `/nope/${secret}?apiKey=also-secret` })
+  t.equal(res.statusCode, 404)
+  t.match(b.lines().find((l) => l.msg === 'request' && l.status === 404), { method: 'GET', path: '(no route)' })
+  t.notMatch(b.logs.join(''), /pasted-into-a-path|also-secret/)
+  // A matched route logs its pattern, never a path parameter.
+  await b.app.inject({ method: 'GET', url: '/healthz' })
+  t.ok(b.lines().some((l) => l.path === '/healthz'))
+})
+
 t.test('probes log their request line at debug only', async (t) => {
   const b = await broker(t)
   await b.app.inject({ method: 'GET', url: '/healthz' })

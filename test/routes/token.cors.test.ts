@@ -50,39 +50,68 @@ t.test("an origin of another tenant may read the refusal; an unknown origin gets
   t.equal(noOrigin.headers['access-control-allow-origin'], undefined, 'a backend call gets none')
 })
 
-t.test('the preflight for /v1/token is still answered by the plugin', async (t) => {
+t.test('the preflight for /v1/token: every tenant origin, the methods and headers a token request sends', async (t) => {
   const b = await broker(t)
-  const res = await b.app.inject({
-    method: 'OPTIONS',
-    url: '/v1/token',
-    headers: { origin: ACME, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
-  })
-  t.equal(res.statusCode, 204)
-  t.equal(res.headers['access-control-allow-origin'], ACME)
-  t.match(res.headers['access-control-allow-methods'], /POST/)
-  t.match(res.headers['access-control-allow-headers'], /Authorization/)
+  for (const origin of [ACME, OTHER]) {
+    const res = await b.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/token',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    })
+    t.equal(res.statusCode, 204)
+    t.equal(res.body, '')
+    t.equal(res.headers['access-control-allow-origin'], origin)
+    t.equal(res.headers['access-control-allow-methods'], 'POST')
+    t.equal(res.headers['access-control-allow-headers'], 'Authorization, Content-Type')
+    t.equal(res.headers['access-control-max-age'], '600')
+    t.match(res.headers['access-control-expose-headers'], /X-RateLimit-Remaining.*RateLimit-Reset.*Retry-After/)
+    t.equal(res.headers.vary, 'Origin')
+    t.equal(res.headers['content-length'], '0')
+  }
 })
 
 // Every answer is in the contract's body, the preflight's refusals included: no text/plain from the plugin.
-t.test("preflights that are not the plugin's to answer: the contract's body, never the plugin's text", async (t) => {
+t.test('a preflight is answered for the token route only; elsewhere an OPTIONS is a 404 in the contract body', async (t) => {
   const b = await broker(t)
-  for (const url of ['/v1/token', '/healthz', '/admin/tenants']) {
-    const noMethod = await b.app.inject({ method: 'OPTIONS', url, headers: { origin: ACME } })
-    t.equal(noMethod.statusCode, 204, `${url}: an allowed origin without Access-Control-Request-Method is answered as a preflight`)
-    t.equal(noMethod.headers['access-control-allow-origin'], ACME)
-    t.equal(noMethod.body, '')
-    // The token route's preflight from an origin no tenant allows is that route's refusal; elsewhere there is no route to refuse.
-    const [status, code] = url === '/v1/token' ? [403, 'ORIGIN_NOT_ALLOWED'] : [404, 'NOT_FOUND']
-    const unknown = await b.app.inject({ method: 'OPTIONS', url, headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } })
-    t.equal(unknown.statusCode, status, `${url}: an origin no tenant allows`)
-    t.equal(unknown.json().code, code)
+  const noMethod = await b.app.inject({ method: 'OPTIONS', url: '/v1/token', headers: { origin: ACME } })
+  t.equal(noMethod.statusCode, 204, 'an allowed origin without Access-Control-Request-Method is answered as a preflight')
+  t.equal(noMethod.headers['access-control-allow-origin'], ACME)
+  t.equal(noMethod.body, '')
+  for (const headers of [{ origin: 'https://evil.example', 'access-control-request-method': 'POST' }, { origin: 'https://evil.example' }]) {
+    const unknown = await b.app.inject({ method: 'OPTIONS', url: '/v1/token', headers })
+    t.equal(unknown.statusCode, 403, 'an origin no tenant allows: the token route refuses it')
+    t.equal(unknown.json().code, 'ORIGIN_NOT_ALLOWED')
     t.equal(unknown.headers['access-control-allow-origin'], undefined)
     t.match(unknown.headers['content-type'], /^application\/json/)
-    const unknownNoMethod = await b.app.inject({ method: 'OPTIONS', url, headers: { origin: 'https://evil.example' } })
-    t.equal(unknownNoMethod.statusCode, status)
-    t.equal(unknownNoMethod.json().code, code)
-    const noOrigin = await b.app.inject({ method: 'OPTIONS', url })
-    t.equal(noOrigin.statusCode, 404, `${url}: OPTIONS without an Origin is no preflight, and no route`)
-    t.equal(noOrigin.json().code, 'NOT_FOUND')
   }
+  const noOrigin = await b.app.inject({ method: 'OPTIONS', url: '/v1/token' })
+  t.equal(noOrigin.statusCode, 404, 'OPTIONS without an Origin is no preflight, and no route')
+  t.equal(noOrigin.json().code, 'NOT_FOUND')
+  // No other route takes a preflight: an unknown path, an /admin/ one without ADMIN_TOKEN (no such route), a GET route.
+  for (const url of ['/healthz', '/nope', '/admin/tenants', '/admin/tenants/acme/subjects/u1/tokens']) {
+    for (const origin of [ACME, 'https://evil.example', undefined]) {
+      const res = await b.app.inject({ method: 'OPTIONS', url, headers: { ...(origin !== undefined && { origin }), 'access-control-request-method': 'DELETE' } })
+      t.equal(res.statusCode, 404, `OPTIONS ${url} from ${origin ?? 'no origin'}`)
+      t.equal(res.json().code, 'NOT_FOUND')
+      t.equal(res.headers['access-control-allow-methods'], undefined, 'no preflight answer')
+    }
+  }
+})
+
+t.test('with ADMIN_TOKEN: /admin/ answers carry no CORS headers, and its preflight gets the 401', async (t) => {
+  const b = await buildBroker(t, { tenants: [acme()], config: { adminToken: 'admin-token-0123456789abcdef' } })
+  const read = await b.app.inject({ method: 'GET', url: '/admin/tenants', headers: { origin: ACME, authorization: 'Bearer admin-token-0123456789abcdef' } })
+  t.equal(read.statusCode, 200)
+  t.equal(read.headers['access-control-allow-origin'], undefined, 'a tenant origin cannot read an admin answer')
+  t.equal(read.headers['access-control-expose-headers'], undefined)
+  for (const url of ['/admin/tenants', '/admin/reload', '/admin/tenants/acme/subjects/u1/tokens', '/admin/nope']) {
+    const res = await b.app.inject({ method: 'OPTIONS', url, headers: { origin: ACME, 'access-control-request-method': 'GET' } })
+    t.equal(res.statusCode, 401, `OPTIONS ${url}: no credential, the admin refusal`)
+    t.equal(res.json().code, 'UNAUTHENTICATED')
+    t.equal(res.headers['access-control-allow-origin'], undefined)
+    t.equal(res.headers['access-control-allow-methods'], undefined)
+  }
+  // The public GET routes keep CORS for a tenant's origin.
+  const health = await b.app.inject({ method: 'GET', url: '/healthz', headers: { origin: ACME } })
+  t.equal(health.headers['access-control-allow-origin'], ACME)
 })

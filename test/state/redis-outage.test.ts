@@ -62,6 +62,8 @@ t.test('Redis killed mid-traffic: no 5xx, nothing hangs, /readyz 503; back by it
   const noticed = await readyzBecomes(a, 503, BOUND_MS)
   t.ok(noticed < BOUND_MS, `/readyz said 503 after ${noticed} ms`)
   t.match((await a.app.inject('/readyz')).json(), { status: 'unavailable', reasons: ['redis: unavailable'] })
+  // The contract's error body too: every answer of the server uses it.
+  t.match((await a.app.inject('/readyz')).json(), { status_code: 503, code: 'NOT_READY', message: 'Not ready: redis: unavailable' })
   // Traffic goes on without Redis: waited for, not counted after a fixed second (a loaded machine answers fewer).
   const served = await until('50 requests answered while Redis is away', async () => results.filter((r) => r.at > killedAt).length > 50, 15_000)
   stop.abort()
