@@ -111,6 +111,10 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
         // 404 only when there was nothing to revoke: no token cached, no mint in flight here or (shared store) on another replica.
         const purged = await store.purgeSubject(tenant.id, request.params.subject)
         if (purged.tokens === 0 && !purged.minting && !tokens.mintingFor(tenant.id, request.params.subject)) {
+          // A tenant that shares tokens by grant caches none under a subject: say so rather than "none cached".
+          if (tenant.token.share === 'grant') {
+            throw new BrokerError('NOT_FOUND', `Tenant ${tenant.id} shares tokens by grant (token.share: grant): no token is cached for a subject, so none can be purged for one.`)
+          }
           throw new BrokerError('NOT_FOUND', 'No cached tokens for that subject.')
         }
         audit.adminChange('tokens.purge', tenant.id, { tokens: purged.tokens })

@@ -198,18 +198,21 @@ export class TokenCache {
       // A failure left before this request arrived is not its answer: only those that waited share it.
       const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected, false)
       if (landed !== undefined) return landed
-      return await this.#mintAndStore(key, tenant, grant, generation)
+      return await this.#mintAndStore(key, tenant, grant, generation, rejected)
     } finally {
       await lock.release().catch(() => undefined)
     }
   }
 
-  async #mintAndStore(key: TokenKey, tenant: Tenant, grant: Grant, generation: number | undefined): Promise<ServedToken> {
+  async #mintAndStore(key: TokenKey, tenant: Tenant, grant: Grant, generation: number | undefined, rejected: string | undefined): Promise<ServedToken> {
     const { store, minter } = this.#deps
     for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
       let minted: Awaited<ReturnType<Minter['mint']>>
       try {
         minted = await minter.mint(tenant, grant)
+        // The answer to a refused token is never that same token (CONTRACT "A refused token"): tik.tools minting it
+        // again (a deterministic token of the same second, say) is an upstream error, for the whole burst, and not cached.
+        if (minted.token.token === rejected) throw new BrokerError('UPSTREAM_ERROR', 'tik.tools answered with the very token it had refused.')
       } catch (err) {
         if (err instanceof BrokerError) {
           const failure = { code: err.code, message: err.message, headers: err.headers, until: this.#now() + FAILURE_TTL_MS }

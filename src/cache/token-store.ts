@@ -13,7 +13,10 @@ export interface CachedToken {
   token: string
   /** Unix seconds on the broker's clock: when it stops being valid (see `describeToken`). */
   expiresAt: number
-  /** Unix seconds on the broker's clock: when the broker received it. */
+  /**
+   * Unix seconds on the broker's clock: when the broker received it, where the token carries `iat` (its lifetime is
+   * then `expiresAt − issuedAt`); null where it does not, and `expireAfter` stands for its lifetime (minRemainingFor).
+   */
   issuedAt: number | null
   expireAfter: number
   /**

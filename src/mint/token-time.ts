@@ -2,7 +2,11 @@ import { decodeJwt } from 'jose'
 import type { CachedToken } from '../cache/token-store.js'
 import { BrokerError } from '../errors.js'
 
-/** Seconds a cached token must still have to be served: `minRemaining`, never more than half its life. */
+/**
+ * Seconds a cached token must still have to be served (CONTRACT "Caching and coalescing"):
+ * `minRemaining`, never more than half its lifetime — `exp − iat` where the token carries
+ * `iat` (`issuedAt` is then set), else the `expire_after` it was minted for.
+ */
 export function minRemainingFor(token: CachedToken, minRemaining: number): number {
   const lifetime = token.issuedAt !== null ? token.expiresAt - token.issuedAt : token.expireAfter
   return Math.min(minRemaining, lifetime / 2)
@@ -40,5 +44,6 @@ export function describeToken(token: string, expireAfter: number, receivedAtMs: 
   if (exp !== undefined && iat !== undefined) lifetime = exp - iat
   else if (exp !== undefined) lifetime = exp - now
   if (lifetime <= 0) throw unusable(iat !== undefined ? 'it expires before it is issued' : 'it is already expired')
-  return { token, expiresAt: now + Math.min(lifetime, expireAfter), issuedAt: now, expireAfter }
+  // issuedAt only where the lifetime is the token's own (exp − iat): without iat, half of expire_after caps minRemaining.
+  return { token, expiresAt: now + Math.min(lifetime, expireAfter), issuedAt: iat !== undefined ? now : null, expireAfter }
 }

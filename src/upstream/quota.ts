@@ -62,21 +62,21 @@ export class UpstreamQuota {
   }
 
   /**
-   * `X-RateLimit-*` for an answer served from cache: the shared ledger is
-   * read at most once a second (other replicas mint too); only a process that
-   * has seen nothing yet waits for that read.
+   * `X-RateLimit-*` for an answer served from cache. Other replicas mint too, so the shared
+   * ledger is read again when this process last read it a second or more ago, and the
+   * answer waits for that read (one round trip, at most once a second): a hit after a quiet
+   * spell says what another replica saw meanwhile, not the state of a minute ago. Within
+   * that second a hit answers the state last read or seen here, which another replica's
+   * mint in the same second may already have lowered (README, "How the broker saves quota").
    */
   headersForHit(): Record<string, number> | Promise<Record<string, number>> {
     const now = this.#now()
-    if (now - this.#refreshedAt >= 1000) {
-      this.#refreshedAt = now
-      const read = this.#ledger.read(now).then(
-        (state) => this.#absorb(state),
-        () => this.#known,
-      )
-      if (this.#known.reset === null) return read.then(() => this.headers())
-    }
-    return this.headers()
+    if (now - this.#refreshedAt < 1000) return this.headers()
+    this.#refreshedAt = now
+    return this.#ledger.read(now).then(
+      (state) => this.headers(this.#absorb(state)),
+      () => this.headers(),
+    )
   }
 
   /**

@@ -15,6 +15,7 @@ t.test('describeToken: the lifetime is the token’s, the clock is the broker’
   t.equal(ahead.expiresAt, at + 120, 'an upstream clock 300 s ahead')
   t.equal(describeToken(fakeToken({ iat: at, exp: at + 3600 }), 600, NOW).expiresAt, at + 600, 'never longer than expire_after')
   t.equal(describeToken(fakeToken({ exp: at + 90 }), 600, NOW).expiresAt, at + 90, 'no iat: its exp')
+  t.equal(describeToken(fakeToken({ exp: at + 90 }), 600, NOW).issuedAt, null, 'no iat: no lifetime of its own')
   t.equal(describeToken('opaque-token', 600, NOW).expiresAt, at + 600, 'not a JWT: receive time + expire_after')
   for (const [name, claims] of [
     ['exp 1e999', { raw: '{"iat":1800000000,"exp":1e999}' }],
@@ -46,6 +47,24 @@ t.test('fault 7: an upstream clock 300 s behind or ahead changes neither expires
   const later = await broker.token('ahead', { allowed_creators: ['a1'], expire_after: 120 })
   t.equal(later.body.data.cached, false, 'past half its life it is minted anew, not served for 6 minutes')
   t.equal(up.calls, 3)
+})
+
+// CONTRACT: minRemaining is "never more than half its lifetime exp − iat, or expire_after where it has no iat".
+t.test('without iat, minRemaining is capped by half of expire_after, not of the time the token has left', async (t) => {
+  const clock = fakeClock()
+  const up = await startScriptedUpstream(t)
+  const broker = await mintBroker(t, up.url, { clock })
+  // minRemaining 60 (the default), expire_after 600: the cap is 300, so 60 s holds.
+  let left = 40
+  up.autoAnswer(() => ({ body: { status_code: 0, data: { token: fakeToken({ exp: secs(clock) + left, sub: String(up.calls) }) } } }))
+  t.equal((await broker.token('short', { allowed_creators: ['a1'], expire_after: 600 })).body.data.cached, false)
+  t.equal((await broker.token('short', { allowed_creators: ['a1'], expire_after: 600 })).body.data.cached, false, 'a token with 40 s left is under 60 s: never served from cache')
+  left = 100
+  t.equal((await broker.token('long', { allowed_creators: ['a1'], expire_after: 600 })).body.data.cached, false)
+  clock.advance(39_000)
+  t.equal((await broker.token('long', { allowed_creators: ['a1'], expire_after: 600 })).body.data.cached, true, '61 s left: served')
+  clock.advance(2_000)
+  t.equal((await broker.token('long', { allowed_creators: ['a1'], expire_after: 600 })).body.data.cached, false, '59 s left: minted anew (half of its 100 s would have kept it to 50)')
 })
 
 t.test('fault 8: unusable exp/iat are an UPSTREAM_ERROR, never cached, and never poison the key', async (t) => {
@@ -144,6 +163,23 @@ for (const mode of ['memory', 'redis'] as const) {
     t.equal(hit.body.data.cached, true)
     t.not(hit.body.data.token, first)
   })
+
+  t.test(`${mode}: an upstream that mints the refused token again is an UPSTREAM_ERROR, never that token`, async (t) => {
+    const { up, a, b } = await two(t)
+    const same = tokenAnswer(Math.floor(Date.now() / 1000), 600)
+    up.autoAnswer(() => same)
+    const first = (await a.token('alice')).body.data.token
+    const again = await b.token('alice', { allowed_creators: ['a1'], rejected_token: first })
+    t.equal(again.status, 502, 'byte for byte the token it refused: not an answer')
+    t.equal(again.body.code, 'UPSTREAM_ERROR')
+    t.equal(up.calls, 2)
+    up.autoAnswer(() => tokenAnswer(Math.floor(Date.now() / 1000), 600))
+    await new Promise((resolve) => setTimeout(resolve, 1100)) // past the failure's 1 s for the burst
+    const next = await a.token('alice')
+    t.equal(next.status, 200)
+    t.equal(next.body.data.cached, false, 'the refused token was not cached again')
+    t.not(next.body.data.token, first)
+  })
 }
 
 t.test('fault 11: three replicas on Redis, a failing upstream: one burst for one key is one failed call', async (t) => {
@@ -158,4 +194,26 @@ t.test('fault 11: three replicas on Redis, a failing upstream: one burst for one
   const answers = await Promise.all(burst)
   t.ok(answers.every((r) => r.status === 502 && r.body.code === 'UPSTREAM_ERROR'), 'everyone waiting gets the failure')
   t.equal(up.calls, 1, 'one upstream call for the burst, across three replicas')
+})
+
+// CONTRACT "200 response": X-RateLimit-* are the shared ledger's; a hit after a quiet spell reads it, so it says what
+// another replica saw meanwhile (it said the replica's own last view, and so went back up for a client of both).
+t.test('redis: a cache hit a second after another replica saw a lower Remaining answers that Remaining', async (t) => {
+  const up = await startScriptedUpstream(t)
+  const redis = { url: TEST_REDIS_URL, prefix: (await redisForTest(t)).prefix }
+  const a = await mintBroker(t, up.url, { redis })
+  const b = await mintBroker(t, up.url, { redis })
+  const now = () => Math.floor(Date.now() / 1000)
+  const reset = now() + 3600
+  up.autoAnswer(() => tokenAnswer(now(), 600, { limit: 60, remaining: 50, reset }))
+  const minted = await a.token('alice')
+  t.equal(minted.headers['x-ratelimit-remaining'], '50')
+  up.autoAnswer(() => tokenAnswer(now(), 600, { limit: 60, remaining: 7, reset }))
+  t.equal((await b.token('bob')).headers['x-ratelimit-remaining'], '7')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const hit = await a.token('alice')
+  t.equal(hit.body.data.cached, true)
+  t.equal(hit.headers['x-ratelimit-remaining'], '7', 'the lower Remaining another replica saw, not 50')
+  t.equal(hit.headers['x-ratelimit-reset'], String(reset))
+  t.equal(up.calls, 2)
 })
