@@ -10,18 +10,16 @@ export interface BrokerLimits {
   /**
    * Counts one request; sets `RateLimit-*` for the subject, or refuses with RATE_LIMITED
    * and `Retry-After`. A store that counts in this process answers at once (undefined,
-   * or a thrown refusal); a shared one answers a promise. With `readAlong` (where
-   * {@link readsAlong}), that promise answers the key's value read in the same step.
+   * or a thrown refusal); a shared one answers a promise of the step's windows. With `readAlong`
+   * (where {@link readsAlong}), they carry the key's value read in the same step (`read`), and with
+   * `quotaAlong` too, the quota ledger's window fields (`quota`): see RateLimitStore.hitBoth.
    */
-  check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string, readAlong?: string): Promise<ReadAlong> | undefined
+  check(request: FastifyRequest, reply: FastifyReply, tenant: Tenant, subject: string, readAlong?: string, quotaAlong?: string): Promise<WindowPair> | undefined
   /** True when {@link check} can read a key along with its count (the shared store on one Redis; see RateLimitStore.readsAlong). */
   readonly readsAlong: boolean
   /** The tenant's current request window, read without counting. */
   windows(tenant: Tenant): Promise<{ tenant: { count: number; limit: number; resetInSeconds: number } }>
 }
-
-/** What a count read along (WindowPair.read): the value, null when the key is not there, undefined when nothing was read. */
-export type ReadAlong = string | null | undefined
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,9 +49,9 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
     Store === undefined ? (tenantId: string, subject: string) => `${tenantId}\u0000${subject}` : (tenantId: string, subject: string) => hashName(subjectKey, tenantId, subject)
 
   /** The pair of windows after one step: at once from a store that answers synchronously, else a promise. */
-  const hitBoth = (tenant: Tenant, subject: string, readAlong: string | undefined): WindowPair | Promise<WindowPair> => {
+  const hitBoth = (tenant: Tenant, subject: string, readAlong: string | undefined, quotaAlong: string | undefined): WindowPair | Promise<WindowPair> => {
     const id = tenant.id
-    return store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, readAlong)
+    return store.hitBoth(`s:{${id}}:${subjectId(id, subject)}`, `t:{${id}}`, WINDOW_MS, tenant.limits.perSubjectPerMinute, readAlong, quotaAlong)
   }
 
   const refuse = (tenant: Tenant, scope: 'subject' | 'tenant', retryAfter: number): BrokerError => {
@@ -76,9 +74,9 @@ async function limits(app: FastifyInstance, options: LimitsOptions): Promise<voi
 
   app.decorate('limits', {
     readsAlong: store.readsAlong === true,
-    check(_request, reply, tenant, subject, readAlong) {
-      const pair = hitBoth(tenant, subject, readAlong)
-      if (pair instanceof Promise) return pair.then((p) => (judge(reply, tenant, p), p.read))
+    check(_request, reply, tenant, subject, readAlong, quotaAlong) {
+      const pair = hitBoth(tenant, subject, readAlong, quotaAlong)
+      if (pair instanceof Promise) return pair.then((p) => (judge(reply, tenant, p), p))
       judge(reply, tenant, pair)
       return undefined
     },

@@ -11,7 +11,7 @@ import { jsonString, jsonStringArray } from '../http/json-text.js'
 import { sendAtTurnEnd } from '../http/turn-writes.js'
 import type { ServedToken } from '../cache/token-cache.js'
 import type { CachedToken, ReadAlongLookup } from '../cache/token-store.js'
-import type { ReadAlong } from '../plugins/limits.js'
+import type { WindowPair } from '../state/rate-limit-store.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -172,9 +172,14 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
   }
 
-  /** A lookup read along with the count (one Redis, one command): the count's refusal first, then the token it read. */
-  const laterAlong = async (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, counted: Promise<ReadAlong>, along: ReadAlongLookup): Promise<string> => {
-    const looked = along.open(await counted)
+  /**
+   * A lookup read along with the count (one Redis, one command): the count's refusal first, then the token it read,
+   * and the quota ledger's window it read too (a hit's X-RateLimit-* are then the shared ledger's, not this replica's view).
+   */
+  const laterAlong = async (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, counted: Promise<WindowPair>, along: ReadAlongLookup): Promise<string> => {
+    const pair = await counted
+    quota.absorbAlong(pair.quota)
+    const looked = along.open(pair.read)
     return hitOrMint(request, reply, tenant, grant, looked instanceof Promise ? await looked : looked)
   }
 
@@ -223,7 +228,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     // minted before the limits have answered. A rejected token is dropped first (tokenFor), so not looked up here.
     const lookup = body.rejected_token === undefined
     const along = lookup && limits.readsAlong ? tokens.readAlong(tenant, grant) : undefined
-    const counted = limits.check(request, reply, tenant, subject, along?.key)
+    const counted = limits.check(request, reply, tenant, subject, along?.key, along === undefined ? undefined : quota.readAlongKey)
     if (along !== undefined && counted !== undefined) return laterAlong(request, reply, tenant, grant, counted, along)
     // null: looked, nothing fresh cached; undefined: not looked.
     const looked = lookup ? (tokens.peek(tenant, grant) ?? null) : undefined

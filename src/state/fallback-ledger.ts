@@ -25,6 +25,11 @@ export class FallbackLedger implements QuotaLedger {
     })
   }
 
+  /** The shared ledger's hash, for a step that reads its window along (only while Redis answers: the step runs there). */
+  get readAlongKey(): string | undefined {
+    return this.#shared.readAlongKey
+  }
+
   /** What this process knows now, without a round trip. */
   get state(): LedgerState {
     return this.#local.state

@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis'
 import { createRequire } from 'node:module'
+import type { LedgerWindowFields } from '../upstream/ledger.js'
 import type { RedisHealth } from './health.js'
 import type { RedisClient } from './redis-client.js'
 import { defineScript } from './redis-script.js'
@@ -22,6 +23,8 @@ export interface WindowPair {
    * limit, or counted in this process because Redis was away or failing.
    */
   read?: string | null
+  /** The quota ledger's window as Redis holds it, read in the same script; absent when not asked or not read. */
+  quota?: LedgerWindowFields
 }
 
 /**
@@ -37,9 +40,10 @@ export interface RateLimitStore {
   /**
    * Counts `subjectKey`; unless that is now over `subjectMax`, counts `tenantKey` too (the keys share a hash slot).
    * `readAlong` (only where {@link readsAlong}) is a key of the same Redis, named in full, whose value the
-   * same step reads back: a cache hit's token lookup then costs no command of its own.
+   * same step reads back: a cache hit's token lookup then costs no command of its own. With it, `quotaAlong` is
+   * the quota ledger's hash (QuotaLedger.readAlongKey), whose window fields the step reads back too.
    */
-  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string): WindowPair | Promise<WindowPair>
+  hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string, quotaAlong?: string): WindowPair | Promise<WindowPair>
   /** True when {@link hitBoth} can read a key along: one Redis, not a Cluster (whose keys of one script must share a slot). */
   readonly readsAlong?: boolean
 }
@@ -72,7 +76,8 @@ export const LOCAL_ENTRIES = 100_000
  * Both windows in one script: the plugin's own step (INCR, PEXPIRE on the
  * first hit, else PTTL) on the subject's key, then — unless the subject is
  * over its limit, when the tenant's window is left alone — on the tenant's,
- * and then, given a third key, GET of it (a cache hit's token, read along).
+ * and then, given a third key, GET of it (a cache hit's token, read along), and given a fourth, the quota
+ * ledger's window fields (HMGET, read along: a hit's `X-RateLimit-*` are then the shared ledger's own).
  * Same keys and same counts as two plugin calls, so replicas of either kind share windows.
  */
 const HIT_BOTH = `
@@ -89,15 +94,19 @@ end
 local s, sttl = hit(KEYS[1])
 if s > subjectMax then return {s, sttl} end
 local t, tttl = hit(KEYS[2])
+if KEYS[4] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3]), redis.call('HMGET', KEYS[4], 'limit', 'remaining', 'reset')} end
 if KEYS[3] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3])} end
 return {s, sttl, t, tttl}
 `
 
-const pairOf = ([s = 0, sttl = 0, t, tttl, read]: ReadonlyArray<number | string | null | undefined>): WindowPair => {
+type StepReply = ReadonlyArray<number | string | null | undefined | LedgerWindowFields>
+
+const pairOf = ([s = 0, sttl = 0, t, tttl, read, quota]: StepReply): WindowPair => {
   const subject = { current: s as number, ttl: sttl as number }
   if (t === undefined) return { subject }
   const tenant = { current: t as number, ttl: (tttl as number | undefined) ?? 0 }
-  return read === undefined ? { subject, tenant } : { subject, tenant, read: read as string | null }
+  if (read === undefined) return { subject, tenant }
+  return quota === undefined ? { subject, tenant, read: read as string | null } : { subject, tenant, read: read as string | null, quota: quota as LedgerWindowFields }
 }
 
 /** A @fastify/rate-limit `store` class counting in this process (a bounded LRU of fixed windows). */
@@ -141,9 +150,11 @@ export class LocalRateLimitStore implements RateLimitStore {
  * await app.register(limits, { store: sharedRateLimitStore(connection.client, connection) })
  */
 export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, prefix = 'tkb:rl:'): new (params: RateLimitParams) => RateLimitStore {
-  const hitBoth = defineScript<ReadonlyArray<number | string | null>>(redis, 2, HIT_BOTH)
-  // The same script with a third key read along: its value (false in Lua, null here, when there is none) comes fifth.
-  const hitBothRead = defineScript<ReadonlyArray<number | string | null>>(redis, 3, HIT_BOTH)
+  const hitBoth = defineScript<StepReply>(redis, 2, HIT_BOTH)
+  // The same script with a third key read along: its value (false in Lua, null here, when there is none) comes fifth;
+  // with a fourth, the quota ledger's window fields come sixth.
+  const hitBothRead = defineScript<StepReply>(redis, 3, HIT_BOTH)
+  const hitBothReadQuota = defineScript<StepReply>(redis, 4, HIT_BOTH)
   const readsAlong = !(redis instanceof Cluster)
 
   class SharedRateLimitStore implements RateLimitStore {
@@ -172,14 +183,16 @@ export function sharedRateLimitStore(redis: RedisClient, health: RedisHealth, pr
       return new SharedRateLimitStore(routeOptions, method !== undefined && url !== undefined ? `${prefix}${method}${url}:` : prefix)
     }
 
-    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string): WindowPair | Promise<WindowPair> {
+    hitBoth(subjectKey: string, tenantKey: string, timeWindow: number, subjectMax: number, readAlong?: string, quotaAlong?: string): WindowPair | Promise<WindowPair> {
       if (!health.available) return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)
       const subject = this.#namespace + subjectKey
       const tenant = this.#namespace + tenantKey
       const step =
-        readAlong !== undefined && readsAlong
-          ? hitBothRead([subject, tenant, readAlong], [timeWindow, subjectMax])
-          : hitBoth([subject, tenant], [timeWindow, subjectMax])
+        readAlong === undefined || !readsAlong
+          ? hitBoth([subject, tenant], [timeWindow, subjectMax])
+          : quotaAlong === undefined
+            ? hitBothRead([subject, tenant, readAlong], [timeWindow, subjectMax])
+            : hitBothReadQuota([subject, tenant, readAlong, quotaAlong], [timeWindow, subjectMax])
       return step.then(pairOf, (err: Error) => {
         health.noteFailure(err)
         return this.#local.hitBoth(subjectKey, tenantKey, timeWindow, subjectMax)

@@ -32,6 +32,13 @@ export interface LedgerState {
   clearedAt: number
 }
 
+/**
+ * The window part of a shared ledger's state as Redis holds it, read along with another
+ * step (a cache hit's count): `limit`, `remaining`, `reset` (unix seconds), each the
+ * hash field's text, '' or null where none was seen.
+ */
+export type LedgerWindowFields = readonly [limit: string | null, remaining: string | null, reset: string | null]
+
 /** One upstream answer as the ledger reads it. Times in epoch ms on the broker's clock. */
 export interface LedgerAnswer {
   /** `ok` a token came back; `rate_limited` a 429; `error`/`unavailable` anything else. */

@@ -29,6 +29,11 @@ export interface QuotaLedger {
   record(reservation: Reservation | undefined, observed: LedgerState, now: number): Promise<LedgerState>
   /** The current state, after joining `known`. */
   read(now: number, known?: LedgerState): Promise<LedgerState>
+  /**
+   * A shared ledger's Redis hash, named in full (without the client's key prefix), whose window fields
+   * another step may read along (LedgerWindowFields); undefined for a ledger in this process.
+   */
+  readonly readAlongKey?: string
   close(): Promise<void>
 }
 

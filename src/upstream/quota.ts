@@ -1,5 +1,5 @@
 import { BrokerError } from '../errors.js'
-import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, type LedgerAnswer, type LedgerState } from './ledger.js'
+import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, type LedgerAnswer, type LedgerState, type LedgerWindowFields } from './ledger.js'
 import type { QuotaLedger, Reservation } from './quota-ledger.js'
 
 /** Why the ledger refused a mint without calling tik.tools: a block in force, or no call left in the window. */
@@ -27,6 +27,8 @@ export class UpstreamQuota {
   #knownHeaders: Record<string, number> | undefined
   #refreshedAt = -Infinity
   #held = 0
+  /** The window fields last read along, as read: the same text again changes nothing and is not parsed. */
+  #along: LedgerWindowFields | undefined
 
   constructor(options: UpstreamQuotaOptions) {
     this.#ledger = options.ledger
@@ -37,6 +39,25 @@ export class UpstreamQuota {
   /** The last state this process saw. */
   get current(): LedgerState {
     return this.#known
+  }
+
+  /** The shared ledger's hash, for a cache hit's count to read its window along; undefined for a ledger in this process. */
+  get readAlongKey(): string | undefined {
+    return this.#ledger.readAlongKey
+  }
+
+  /**
+   * Joins the shared ledger's window as a cache hit's count read it along (no round trip of its own), and counts
+   * as a read of the ledger: {@link headersForHit} then answers it at once. Undefined (nothing read) changes nothing.
+   */
+  absorbAlong(fields: LedgerWindowFields | undefined): void {
+    if (fields === undefined) return
+    this.#refreshedAt = this.#now()
+    const last = this.#along
+    if (last !== undefined && last[0] === fields[0] && last[1] === fields[1] && last[2] === fields[2]) return
+    this.#along = fields
+    const num = (v: string | null): number | null => (v === null || v === '' ? null : Number(v))
+    this.#absorb({ ...EMPTY_LEDGER, limit: num(fields[0]), remaining: num(fields[1]), reset: num(fields[2]) })
   }
 
   /** Reservations this process holds: mints on their way to tik.tools. */

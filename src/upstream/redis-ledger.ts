@@ -92,9 +92,12 @@ export interface RedisLedgerOptions {
 export class RedisLedger implements QuotaLedger {
   readonly #keys: [string, string]
   readonly #script: RedisScript<LedgerReply>
+  /** The state's hash: a cache hit's count reads its window fields along (QuotaLedger.readAlongKey). */
+  readonly readAlongKey: string
 
   constructor(options: RedisLedgerOptions) {
     const hash = `${options.prefix ?? 'tkb:'}{quota:${options.keyId}}`
+    this.readAlongKey = hash
     this.#keys = [hash, `${hash}:flight`]
     this.#script = defineScript(options.redis, 2, LEDGER)
   }

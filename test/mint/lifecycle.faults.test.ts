@@ -216,4 +216,17 @@ t.test('redis: a cache hit a second after another replica saw a lower Remaining 
   t.equal(hit.headers['x-ratelimit-remaining'], '7', 'the lower Remaining another replica saw, not 50')
   t.equal(hit.headers['x-ratelimit-reset'], String(reset))
   t.equal(up.calls, 2)
+
+  // On one Redis the hit's count reads the ledger's window along: no second goes by between B's mint and A's hit.
+  up.autoAnswer(() => tokenAnswer(now(), 600, { limit: 60, remaining: 3, reset }))
+  t.equal((await b.token('carol')).headers['x-ratelimit-remaining'], '3')
+  const next = await a.token('alice')
+  t.equal(next.body.data.cached, true)
+  t.equal(next.headers['x-ratelimit-remaining'], '3', 'at once, not after a second')
+  // And a newer window another replica saw replaces the older one on the next hit.
+  up.autoAnswer(() => tokenAnswer(now(), 600, { limit: 60, remaining: 59, reset: reset + 60 }))
+  t.equal((await b.token('dave')).headers['x-ratelimit-reset'], String(reset + 60))
+  const newer = await a.token('alice')
+  t.same([newer.headers['x-ratelimit-remaining'], newer.headers['x-ratelimit-reset']], ['59', String(reset + 60)])
+  t.equal(up.calls, 4)
 })

@@ -110,6 +110,17 @@ t.test('hitBoth reads a key along in the same script: its value, null when absen
   t.same(over, { subject: { current: 2, ttl: over.subject.ttl } }, 'over its limit: no tenant count, nothing read')
   t.equal((await limiter.hitBoth('s:{acme}:r3', 't:{acme}', 60_000, 1)).read, undefined, 'no key asked, nothing read')
   t.notOk((new LocalRateLimitStore() as RateLimitStore).readsAlong, 'a store in this process reads nothing along')
+
+  // With a fourth key, the quota ledger's hash: its window fields, in the same command.
+  await redis.hset(`${prefix}{quota:q}`, { limit: '60', remaining: '7', reset: '1800000000', blockedUntil: '0' })
+  sent = 0
+  t.match(await limiter.hitBoth('s:{acme}:r4', 't:{acme}', 60_000, 10, `${prefix}along`, `${prefix}{quota:q}`), {
+    read: 'sealed-value',
+    quota: ['60', '7', '1800000000'],
+  })
+  t.equal(sent, 1, 'the windows, the token and the quota: one command')
+  t.same((await limiter.hitBoth('s:{acme}:r5', 't:{acme}', 60_000, 10, `${prefix}along`, `${prefix}{quota:none}`)).quota, [null, null, null], 'no ledger yet: nulls')
+  t.equal((await limiter.hitBoth('s:{acme}:r6', 't:{acme}', 60_000, 10, `${prefix}along`)).quota, undefined, 'not asked, not read')
 })
 
 t.test('hitBoth counts locally, with the same rules, while Redis is away or failing', async (t) => {
