@@ -211,7 +211,9 @@ export class TokenCache {
       try {
         minted = await minter.mint(tenant, grant)
         // The answer to a refused token is never that same token (CONTRACT "A refused token"): tik.tools minting it
-        // again (a deterministic token of the same second, say) is an upstream error, for the whole burst, and not cached.
+        // again (a deterministic token of the same second, say) is an upstream error, for the whole burst (requests
+        // without rejected_token that coalesced on this mint too: the token is the refused one), and not cached. The
+        // call was made: the quota it spent, the breaker, the share and the audit line count it as a mint.
         if (minted.token.token === rejected) throw new BrokerError('UPSTREAM_ERROR', 'tik.tools answered with the very token it had refused.')
       } catch (err) {
         if (err instanceof BrokerError) {

@@ -81,8 +81,11 @@ export class TenantRegistry {
       return applyPatch(base, patch)
     } catch (err) {
       if (!(err instanceof ConfigError) || patch === undefined) throw err
-      const override = `the admin override ${JSON.stringify(patch)} applied to the file's tenant ${base.id}`
-      throw new ConfigError(err.issues.map((issue) => `${issue} (with ${override}; change the file, or PATCH the override's fields to null)`))
+      // Said once, after the issues: the override may be long.
+      throw new ConfigError([
+        ...err.issues,
+        `tenants.${base.id}: the file's tenant with the admin override ${JSON.stringify(patch)} applied (change the file, or PATCH the override's fields to null)`,
+      ])
     }
   }
 

@@ -1,6 +1,7 @@
 import { Cluster } from 'ioredis'
 import { createRequire } from 'node:module'
 import type { LedgerWindowFields } from '../upstream/ledger.js'
+import { WINDOW_FIELDS } from '../upstream/redis-ledger.js'
 import type { RedisHealth } from './health.js'
 import type { RedisClient } from './redis-client.js'
 import { defineScript } from './redis-script.js'
@@ -94,7 +95,7 @@ end
 local s, sttl = hit(KEYS[1])
 if s > subjectMax then return {s, sttl} end
 local t, tttl = hit(KEYS[2])
-if KEYS[4] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3]), redis.call('HMGET', KEYS[4], 'limit', 'remaining', 'reset')} end
+if KEYS[4] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3]), redis.call('HMGET', KEYS[4], ${WINDOW_FIELDS.map((f) => `'${f}'`).join(', ')})} end
 if KEYS[3] then return {s, sttl, t, tttl, redis.call('GET', KEYS[3])} end
 return {s, sttl, t, tttl}
 `

@@ -1,6 +1,7 @@
 import { BrokerError } from '../errors.js'
 import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, type LedgerAnswer, type LedgerState, type LedgerWindowFields } from './ledger.js'
-import type { QuotaLedger, Reservation } from './quota-ledger.js'
+import { MemoryLedger, type QuotaLedger, type Reservation } from './quota-ledger.js'
+import { windowOf } from './redis-ledger.js'
 
 /** Why the ledger refused a mint without calling tik.tools: a block in force, or no call left in the window. */
 export type LedgerRefusal = 'blocked' | 'spent'
@@ -29,11 +30,14 @@ export class UpstreamQuota {
   #held = 0
   /** The window fields last read along, as read: the same text again changes nothing and is not parsed. */
   #along: LedgerWindowFields | undefined
+  /** A ledger in this process: every state it holds was seen here first, so a hit never reads it. */
+  readonly #inProcess: boolean
 
   constructor(options: UpstreamQuotaOptions) {
     this.#ledger = options.ledger
     this.#now = options.now ?? Date.now
     this.#onRefusal = options.onRefusal ?? (() => {})
+    this.#inProcess = options.ledger instanceof MemoryLedger
   }
 
   /** The last state this process saw. */
@@ -47,17 +51,17 @@ export class UpstreamQuota {
   }
 
   /**
-   * Joins the shared ledger's window as a cache hit's count read it along (no round trip of its own), and counts
-   * as a read of the ledger: {@link headersForHit} then answers it at once. Undefined (nothing read) changes nothing.
+   * Joins the shared ledger's window as a cache hit's count read it along (no round trip of its own); answers
+   * whether something was read (the hit's headers are then the shared ledger's: {@link headersForHit} `windowRead`).
+   * Text that is no number (not the ledger's writing) is no value. Unchanged text is not parsed again.
    */
-  absorbAlong(fields: LedgerWindowFields | undefined): void {
-    if (fields === undefined) return
-    this.#refreshedAt = this.#now()
+  absorbAlong(fields: LedgerWindowFields | undefined): boolean {
+    if (fields === undefined) return false
     const last = this.#along
-    if (last !== undefined && last[0] === fields[0] && last[1] === fields[1] && last[2] === fields[2]) return
+    if (last !== undefined && last[0] === fields[0] && last[1] === fields[1] && last[2] === fields[2]) return true
     this.#along = fields
-    const num = (v: string | null): number | null => (v === null || v === '' ? null : Number(v))
-    this.#absorb({ ...EMPTY_LEDGER, limit: num(fields[0]), remaining: num(fields[1]), reset: num(fields[2]) })
+    this.#absorb(windowOf(fields))
+    return true
   }
 
   /** Reservations this process holds: mints on their way to tik.tools. */
@@ -83,21 +87,24 @@ export class UpstreamQuota {
   }
 
   /**
-   * `X-RateLimit-*` for an answer served from cache. Other replicas mint too, so the shared
-   * ledger is read again when this process last read it a second or more ago, and the
-   * answer waits for that read (one round trip, at most once a second): a hit after a quiet
-   * spell says what another replica saw meanwhile, not the state of a minute ago. Within
-   * that second a hit answers the state last read or seen here, which another replica's
-   * mint in the same second may already have lowered (README, "How the broker saves quota").
+   * `X-RateLimit-*` for an answer served from cache. Other replicas mint too, so a shared
+   * ledger is read whole when this process last read it a second or more ago: its blocks
+   * too, for `blockSeconds` and for the fallback's own copy, which decides while Redis is away.
+   * `windowRead`: this hit's count read the ledger's window along ({@link absorbAlong}), so the
+   * headers are current and the read is not waited for; otherwise the answer waits for it (one
+   * round trip, at most once a second): a hit after a quiet spell says what another replica saw
+   * meanwhile. Within that second such a hit answers the state last read or seen here (a
+   * Redis Cluster's case: README, "How the broker saves quota").
    */
-  headersForHit(): Record<string, number> | Promise<Record<string, number>> {
+  headersForHit(windowRead = false): Record<string, number> | Promise<Record<string, number>> {
     const now = this.#now()
-    if (now - this.#refreshedAt < 1000) return this.headers()
+    if (this.#inProcess || now - this.#refreshedAt < 1000) return this.headers()
     this.#refreshedAt = now
-    return this.#ledger.read(now).then(
+    const read = this.#ledger.read(now).then(
       (state) => this.headers(this.#absorb(state)),
       () => this.headers(),
     )
+    return windowRead ? this.headers() : read
   }
 
   /**

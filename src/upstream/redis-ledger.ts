@@ -1,6 +1,6 @@
 import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
-import { EMPTY_LEDGER, type Admission, type LedgerState } from './ledger.js'
+import { EMPTY_LEDGER, type Admission, type LedgerState, type LedgerWindowFields } from './ledger.js'
 import type { QuotaLedger, Reservation, ReserveResult } from './quota-ledger.js'
 import { randomUUID } from 'node:crypto'
 
@@ -68,6 +68,23 @@ end
 return {ok, reason, fmt(wait), inflight, fmt(s.limit), fmt(s.remaining), fmt(s.reset), fmt(s.blockedUntil), fmt(s.blockSince), fmt(s.clearedAt)}`
 
 type LedgerReply = [number, string, string, number, string, string, string, string, string, string]
+
+/** The hash fields of the state's window, in the order {@link windowOf} reads them (a script may HMGET them along). */
+export const WINDOW_FIELDS = ['limit', 'remaining', 'reset'] as const
+
+/**
+ * The window part of the state from its hash fields as read along (HMGET of {@link WINDOW_FIELDS}),
+ * the rest empty: a field that is absent, empty (the script's null) or not a finite number
+ * (not the ledger's writing) is null.
+ */
+export function windowOf(fields: LedgerWindowFields): LedgerState {
+  const num = (v: string | null): number | null => {
+    if (v === null || v === '') return null
+    const n = Number(v)
+    return Number.isFinite(n) ? n : null
+  }
+  return { ...EMPTY_LEDGER, limit: num(fields[0]), remaining: num(fields[1]), reset: num(fields[2]) }
+}
 
 /** How long the state outlives its block and window: a day, so a quiet night does not forget a daily quota. */
 const IDLE_TTL_MS = 26 * 3600 * 1000

@@ -72,7 +72,7 @@ t.test('POST /admin/reload puts a new file in force; a broken one keeps the old 
   await writeFile(path, file('a1, a3').replace('{ default: 600, max: 3600 }', '{ default: 60, max: 120 }'))
   const clash = await reload()
   t.equal(clash.statusCode, 400)
-  t.match(clash.json().message, /tenants\.acme\.token\.expireAfter\.default: .*with the admin override \{"limits":\{"perSubjectPerMinute":7\},"token":\{"expireAfter":\{"default":1000\}\}\} applied/)
+  t.match(clash.json().message, /tenants\.acme\.token\.expireAfter\.default: .*; tenants\.acme: the file's tenant with the admin override \{"limits":\{"perSubjectPerMinute":7\},"token":\{"expireAfter":\{"default":1000\}\}\} applied/)
   t.equal((await b.token(jwt, { allowed_creators: ['a3'] })).status, 200, 'the running config is kept')
   t.equal((await b.app.inject({ method: 'PATCH', url: '/admin/tenants/acme', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, payload: '{"token":null}' })).statusCode, 200)
   t.equal((await reload()).statusCode, 200, 'with the override of the field dropped, the file applies')
