@@ -12,6 +12,7 @@ import { sendAtTurnEnd } from '../http/turn-writes.js'
 import type { ServedToken } from '../cache/token-cache.js'
 import type { CachedToken, ReadAlongLookup } from '../cache/token-store.js'
 import type { WindowPair } from '../state/rate-limit-store.js'
+import type { LedgerWindowFields } from '../upstream/ledger.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -120,6 +121,9 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   // The shared ledger's hash, read along with a hit's count on one Redis (fixed: named once here, not per request).
   const quotaAlong = quota.readAlongKey
   const limits = app.limits
+  // On a Cluster the count cannot read it along (another slot): a hit reads the window with a command of its own,
+  // sent in the same turn as the count and the lookup, so it waits for no extra round trip.
+  const windowApart = quotaAlong !== undefined && !limits.readsAlong
   // Unauthenticated requests count under "unknown": a label set an attacker cannot grow.
   const count = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
     metrics.request(request.tokenLog?.tenant ?? 'unknown', request.outcome ?? 'INTERNAL')
@@ -169,10 +173,15 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     rejected: string | undefined,
     counted: Promise<unknown> | undefined,
     looked: CachedToken | Promise<CachedToken | undefined> | null | undefined,
+    window?: Promise<LedgerWindowFields | undefined>,
   ): Promise<string> => {
     if (counted !== undefined) await counted
     // A lookup was made (so no token was rejected): its answer, not tokenFor's own await.
-    if (looked != null) return hitOrMint(request, reply, tenant, grant, await looked)
+    if (looked != null) {
+      const hit = await looked
+      const windowRead = window !== undefined && quota.absorbAlong(await window)
+      return hitOrMint(request, reply, tenant, grant, hit, windowRead)
+    }
     return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
   }
 
@@ -236,8 +245,9 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     if (along !== undefined && counted !== undefined) return laterAlong(request, reply, tenant, grant, counted, along)
     // null: looked, nothing fresh cached; undefined: not looked.
     const looked = lookup ? (tokens.peek(tenant, grant) ?? null) : undefined
+    const window = windowApart && looked != null ? quota.readWindow() : undefined
     if (counted === undefined && looked != null && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
-    return later(request, reply, tenant, grant, body.rejected_token, counted, looked)
+    return later(request, reply, tenant, grant, body.rejected_token, counted, looked, window)
   })
 }
 

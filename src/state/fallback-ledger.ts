@@ -1,4 +1,4 @@
-import type { LedgerState } from '../upstream/ledger.js'
+import type { LedgerState, LedgerWindowFields } from '../upstream/ledger.js'
 import { MemoryLedger, type QuotaLedger, type Reservation, type ReserveResult } from '../upstream/quota-ledger.js'
 import type { RedisHealth } from './health.js'
 
@@ -28,6 +28,17 @@ export class FallbackLedger implements QuotaLedger {
   /** The shared ledger's hash, for a step that reads its window along (only while Redis answers: the step runs there). */
   get readAlongKey(): string | undefined {
     return this.#shared.readAlongKey
+  }
+
+  /** The shared ledger's window fields on their own, while Redis answers; undefined when it is away or fails. */
+  async readWindow(): Promise<LedgerWindowFields | undefined> {
+    if (!this.#health.available || this.#shared.readWindow === undefined) return undefined
+    try {
+      return await this.#shared.readWindow()
+    } catch (err) {
+      this.#health.noteFailure(err)
+      return undefined
+    }
   }
 
   /** What this process knows now, without a round trip. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { admit, EMPTY_LEDGER, joinLedger, type Admission, type LedgerState } from './ledger.js'
+import { admit, EMPTY_LEDGER, joinLedger, type Admission, type LedgerState, type LedgerWindowFields } from './ledger.js'
 
 /** A mint reserved against the quota; recorded (or abandoned) exactly once. */
 export interface Reservation {
@@ -34,6 +34,11 @@ export interface QuotaLedger {
    * another step may read along (LedgerWindowFields); undefined for a ledger in this process.
    */
   readonly readAlongKey?: string
+  /**
+   * A shared ledger's window fields, read on their own (one HMGET) where no other step can read them
+   * along (a Redis Cluster: one script's keys share a slot). Rejects as any Redis command does.
+   */
+  readWindow?(): Promise<LedgerWindowFields | undefined>
   close(): Promise<void>
 }
 

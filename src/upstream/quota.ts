@@ -64,6 +64,16 @@ export class UpstreamQuota {
     return true
   }
 
+  /**
+   * The shared ledger's window, read on its own for a cache hit where its count cannot read it along (a
+   * Cluster); undefined for a ledger in this process. Never rejects: a failed read is undefined.
+   */
+  readWindow(): Promise<LedgerWindowFields | undefined> | undefined {
+    const read = (this.#ledger as { readWindow?: () => Promise<LedgerWindowFields | undefined> }).readWindow
+    if (this.#inProcess || read === undefined) return undefined
+    return read.call(this.#ledger).catch(() => undefined)
+  }
+
   /** Reservations this process holds: mints on their way to tik.tools. */
   get inFlight(): number {
     return this.#held
@@ -90,11 +100,11 @@ export class UpstreamQuota {
    * `X-RateLimit-*` for an answer served from cache. Other replicas mint too, so a shared
    * ledger is read whole when this process last read it a second or more ago: its blocks
    * too, for `blockSeconds` and for the fallback's own copy, which decides while Redis is away.
-   * `windowRead`: this hit's count read the ledger's window along ({@link absorbAlong}), so the
-   * headers are current and the read is not waited for; otherwise the answer waits for it (one
-   * round trip, at most once a second): a hit after a quiet spell says what another replica saw
-   * meanwhile. Within that second such a hit answers the state last read or seen here (a
-   * Redis Cluster's case: README, "How the broker saves quota").
+   * `windowRead`: this hit read the ledger's window ({@link absorbAlong}: along with its count on one
+   * Redis, with a command of its own on a Cluster), so the headers are current and the read is not
+   * waited for; otherwise (Redis away or failing when the hit was counted) the answer waits for it
+   * (one round trip, at most once a second), and within that second answers the state last read or
+   * seen here.
    */
   headersForHit(windowRead = false): Record<string, number> | Promise<Record<string, number>> {
     const now = this.#now()

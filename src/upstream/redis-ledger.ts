@@ -109,12 +109,14 @@ export interface RedisLedgerOptions {
 export class RedisLedger implements QuotaLedger {
   readonly #keys: [string, string]
   readonly #script: RedisScript<LedgerReply>
+  readonly #redis: RedisClient
   /** The state's hash: a cache hit's count reads its window fields along (QuotaLedger.readAlongKey). */
   readonly readAlongKey: string
 
   constructor(options: RedisLedgerOptions) {
     const hash = `${options.prefix ?? 'tkb:'}{quota:${options.keyId}}`
     this.readAlongKey = hash
+    this.#redis = options.redis
     this.#keys = [hash, `${hash}:flight`]
     this.#script = defineScript(options.redis, 2, LEDGER)
   }
@@ -135,6 +137,11 @@ export class RedisLedger implements QuotaLedger {
 
   async read(now: number, known: LedgerState = EMPTY_LEDGER): Promise<LedgerState> {
     return stateOf(await this.#call('read', now, known, '', 0))
+  }
+
+  /** The window fields alone, one HMGET (QuotaLedger.readWindow): for a Cluster's cache hit, beside its other commands. */
+  readWindow(): Promise<LedgerWindowFields> {
+    return this.#redis.hmget(this.readAlongKey, ...WINDOW_FIELDS) as unknown as Promise<LedgerWindowFields>
   }
 
   /** The connection belongs to the state, which quits it. */

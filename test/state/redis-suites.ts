@@ -221,4 +221,22 @@ export function sharedStateSuite(t: Test, backend: RedisBackend): void {
     t.pass(`a PATCH through a was in force on b after ${ms} ms`)
     t.equal((await b.token('patched')).headers['ratelimit-limit'], '7')
   })
+
+  // CONTRACT "200 response": X-RateLimit-* are the shared ledger's and never go back up within a window, for a client
+  // of both replicas too: a hit right after the other replica's mint answers what that mint saw (on one Redis the
+  // count reads the ledger's window along; on a Cluster the hit reads it with a command of its own, in the same turn).
+  t.test(`two replicas on ${backend.name}: a hit right after the other replica's mint shows that mint's Remaining`, async (t) => {
+    const { a, b } = await replicaPair(t, backend)
+    const window = (r: { headers: Record<string, unknown> }) => ({ remaining: Number(r.headers['x-ratelimit-remaining']), reset: Number(r.headers['x-ratelimit-reset']) })
+    t.equal((await a.token('alice')).status, 200)
+    t.equal((await a.token('alice')).body.data.cached, true)
+    for (let i = 0; i < 6; i++) {
+      const minted = window(await b.token(`other-${i}`))
+      const hit = await a.token('alice')
+      t.equal(hit.body.data.cached, true)
+      const seen = window(hit)
+      t.ok(seen.reset >= minted.reset, `round ${i}: the hit's window is not older than the mint's (${seen.reset} vs ${minted.reset})`)
+      if (seen.reset === minted.reset) t.ok(seen.remaining <= minted.remaining, `round ${i}: Remaining ${seen.remaining} after the other replica's ${minted.remaining}`)
+    }
+  })
 }
