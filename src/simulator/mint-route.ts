@@ -40,7 +40,10 @@ export function registerMintRoute(app: FastifyInstance, deps: MintRouteDeps): vo
     const apiKey = (request.query as Record<string, unknown>).apiKey
     if (!acceptsApiKey(options, apiKey)) {
       state.stats.failures++
-      return send(reply, { status: 401, headers: {}, body: { status_code: 401, message: 'Invalid API key' } })
+      // Every answer carries X-RateLimit-* (tik.tools docs, CONTRACT section 1): an unknown key's are a window of its own,
+      // never counted (its status is read, not taken, so no key a caller makes up is remembered).
+      const window = quotaHeaders(quota.status(typeof apiKey === 'string' ? apiKey : ''))
+      return send(reply, { status: 401, headers: window, body: { status_code: 401, message: 'Invalid API key' } })
     }
 
     const status = quota.status(apiKey)

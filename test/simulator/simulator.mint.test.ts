@@ -59,7 +59,9 @@ t.test('apiKey checks', async (t) => {
       const res = await mint(sim, key, {})
       t.equal(res.status, 401, `key ${String(key)}`)
       t.same(res.json, { status_code: 401, message: 'Invalid API key' })
-      t.notOk(res.headers['x-ratelimit-limit'], 'no quota headers for an unknown key')
+      // Every tik.tools answer carries X-RateLimit-* (CONTRACT section 1): a full window, never counted.
+      t.equal(res.headers['x-ratelimit-limit'], res.headers['x-ratelimit-remaining'], 'an unknown key: a full window')
+      t.match(res.headers['x-ratelimit-reset'], /^\d+$/)
     }
     t.equal((await mint(sim, 'good-key', {})).status, 200)
   })
