@@ -49,10 +49,7 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
     request.log.error({ err }, 'unhandled error')
     return sendError(request, reply, 'INTERNAL', ERRORS.INTERNAL.message)
   })
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0]
-    sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${path}.`)
-  })
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`))
 }
 
 export default fp(errorHandler, { name: 'error-handler', fastify: '5.x' })

@@ -13,7 +13,7 @@ declare module 'fastify' {
 const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
 /** The request line's `path` for a request no route matched (a 404, a refusal before routing). */
-export const UNMATCHED = '(no route)'
+const UNMATCHED = '(no route)'
 
 /**
  * The request line's fields, as JSON members (`"reqId":"req-1","method":"POST",…`), in

@@ -245,8 +245,9 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
     if (along !== undefined && counted !== undefined) return laterAlong(request, reply, tenant, grant, counted, along)
     // null: looked, nothing fresh cached; undefined: not looked.
     const looked = lookup ? (tokens.peek(tenant, grant) ?? null) : undefined
-    const window = windowApart && looked != null ? quota.readWindow() : undefined
     if (counted === undefined && looked != null && !(looked instanceof Promise)) return answer(request, reply, tenant.id, grant, { token: looked, source: 'hit' })
+    // A Cluster's hit: the ledger's window beside the count and the lookup, sent in the same turn.
+    const window = windowApart && looked != null ? quota.readWindow() : undefined
     return later(request, reply, tenant, grant, body.rejected_token, counted, looked, window)
   })
 }

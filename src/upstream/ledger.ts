@@ -39,6 +39,20 @@ export interface LedgerState {
  */
 export type LedgerWindowFields = readonly [limit: string | null, remaining: string | null, reset: string | null]
 
+/**
+ * The window part of a state from its fields as read along (redis-ledger.ts WINDOW_FIELDS),
+ * the rest empty: a field that is absent, empty (the script's null) or not a finite number
+ * (not the ledger's writing) is null.
+ */
+export function windowOf(fields: LedgerWindowFields): LedgerState {
+  const num = (v: string | null): number | null => {
+    if (v === null || v === '') return null
+    const n = Number(v)
+    return Number.isFinite(n) ? n : null
+  }
+  return { ...EMPTY_LEDGER, limit: num(fields[0]), remaining: num(fields[1]), reset: num(fields[2]) }
+}
+
 /** One upstream answer as the ledger reads it. Times in epoch ms on the broker's clock. */
 export interface LedgerAnswer {
   /** `ok` a token came back; `rate_limited` a 429; `error`/`unavailable` anything else. */

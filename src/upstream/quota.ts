@@ -1,7 +1,6 @@
 import { BrokerError } from '../errors.js'
-import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, type LedgerAnswer, type LedgerState, type LedgerWindowFields } from './ledger.js'
+import { answerState, blockSecondsLeft, EMPTY_LEDGER, joinLedger, windowOf, type LedgerAnswer, type LedgerState, type LedgerWindowFields } from './ledger.js'
 import { MemoryLedger, type QuotaLedger, type Reservation } from './quota-ledger.js'
-import { windowOf } from './redis-ledger.js'
 
 /** Why the ledger refused a mint without calling tik.tools: a block in force, or no call left in the window. */
 export type LedgerRefusal = 'blocked' | 'spent'
@@ -69,9 +68,8 @@ export class UpstreamQuota {
    * Cluster); undefined for a ledger in this process. Never rejects: a failed read is undefined.
    */
   readWindow(): Promise<LedgerWindowFields | undefined> | undefined {
-    const read = (this.#ledger as { readWindow?: () => Promise<LedgerWindowFields | undefined> }).readWindow
-    if (this.#inProcess || read === undefined) return undefined
-    return read.call(this.#ledger).catch(() => undefined)
+    if (this.#inProcess || this.#ledger.readWindow === undefined) return undefined
+    return this.#ledger.readWindow().catch(() => undefined)
   }
 
   /** Reservations this process holds: mints on their way to tik.tools. */

@@ -69,22 +69,8 @@ return {ok, reason, fmt(wait), inflight, fmt(s.limit), fmt(s.remaining), fmt(s.r
 
 type LedgerReply = [number, string, string, number, string, string, string, string, string, string]
 
-/** The hash fields of the state's window, in the order {@link windowOf} reads them (a script may HMGET them along). */
+/** The hash fields of the state's window, in the order ledger.ts `windowOf` reads them (a script may HMGET them along). */
 export const WINDOW_FIELDS = ['limit', 'remaining', 'reset'] as const
-
-/**
- * The window part of the state from its hash fields as read along (HMGET of {@link WINDOW_FIELDS}),
- * the rest empty: a field that is absent, empty (the script's null) or not a finite number
- * (not the ledger's writing) is null.
- */
-export function windowOf(fields: LedgerWindowFields): LedgerState {
-  const num = (v: string | null): number | null => {
-    if (v === null || v === '') return null
-    const n = Number(v)
-    return Number.isFinite(n) ? n : null
-  }
-  return { ...EMPTY_LEDGER, limit: num(fields[0]), remaining: num(fields[1]), reset: num(fields[2]) }
-}
 
 /** How long the state outlives its block and window: a day, so a quiet night does not forget a daily quota. */
 const IDLE_TTL_MS = 26 * 3600 * 1000

@@ -1,8 +1,7 @@
 import t from 'tap'
-import { EMPTY_LEDGER, type LedgerState } from '../../src/upstream/ledger.js'
+import { EMPTY_LEDGER, windowOf, type LedgerState } from '../../src/upstream/ledger.js'
 import { MemoryLedger, type QuotaLedger } from '../../src/upstream/quota-ledger.js'
 import { UpstreamQuota } from '../../src/upstream/quota.js'
-import { windowOf } from '../../src/upstream/redis-ledger.js'
 
 /** A shared ledger as another replica keeps it: `state` is what Redis holds; reads are counted. */
 function sharedLedger(state: LedgerState) {
