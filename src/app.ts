@@ -1,6 +1,6 @@
 import cors from '@fastify/cors'
 import { EXPOSED_HEADERS } from './http/cors.js'
-import { parseJson } from './http/json-body.js'
+import { emptyOrUnsupported, parseJson } from './http/json-body.js'
 import { MemoryOverrideStore, type OverrideStore } from './admin/overrides.js'
 import adminRoutes from './admin/routes.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
@@ -109,11 +109,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     clientErrorHandler,
   })
 
-  // Only JSON is accepted (http/json-body.ts): every other type (text/plain included) is a 415.
+  // Only JSON is accepted (http/json-body.ts): a body of every other type (text/plain included) is a 415; no body at
+  // all is `{}` whatever the type.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
   // JSON by its structured syntax suffix (RFC 6839 §3.1): application/vnd.api+json and its kind.
   app.addContentTypeParser(/^application\/[\w.!#$&^-]+\+json\s*(;.*)?$/i, { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson)
+  app.addContentTypeParser('*', emptyOrUnsupported)
 
   await app.register(errorHandler)
   await app.register(gracefulClose, { shutdown })

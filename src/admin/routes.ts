@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { unauthenticated } from '../auth/authenticator.js'
+import { repeatsAuthorization, unauthenticated } from '../auth/authenticator.js'
 import { ConfigError } from '../config/errors.js'
 import { parseTenantPatch } from '../config/tenant-patch.js'
 import type { Tenant } from '../config/tenant-schema.js'
@@ -41,6 +41,7 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
     reply.header('cache-control', 'no-store')
     const header = request.headers.authorization
     if (header === undefined) throw unauthenticated(false)
+    if (repeatsAuthorization(request.raw.rawHeaders)) throw unauthenticated(true, 'Expected one Authorization header.')
     const presented = /^Bearer +(\S+)$/i.exec(header)?.[1] ?? ''
     if (!timingSafeEqual(digest(presented), expected)) throw unauthenticated(true, 'The admin token is not valid.')
   }

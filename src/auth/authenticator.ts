@@ -32,6 +32,25 @@ export function unauthenticated(presented: boolean, message = 'A valid credentia
   return new BrokerError('UNAUTHENTICATED', message, { headers: { 'www-authenticate': challenge } })
 }
 
+/**
+ * True when a request carries `Authorization` more than once (`rawHeaders`: Node's flat list of
+ * names and values as sent). RFC 9110 §5.3 lets a field repeat only where its value is a list, and
+ * `Authorization` (§11.6.2) is not one. Node keeps the first and drops the rest, so a proxy in
+ * front that read another would disagree with the broker about who is calling: such a request is
+ * refused (401) instead of being judged by one of its credentials.
+ */
+export function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
+  let seen = false
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      if (seen) return true
+      seen = true
+    }
+  }
+  return false
+}
+
 /** A JWKS that could not be fetched or read (network, timeout, non-200, not a key set), as opposed to a bad token. */
 function keySetUnavailable(err: unknown): boolean {
   if (!(err instanceof errors.JOSEError)) return true

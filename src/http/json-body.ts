@@ -29,3 +29,15 @@ export function parseJson(_request: FastifyRequest, body: string | Buffer, done:
   }
   done(null, value)
 }
+
+/**
+ * The catch-all content-type parser, for every type that is not JSON: a request with no body at all
+ * (`Content-Length: 0`, or neither it nor `Transfer-Encoding`) is `{}` whatever its `Content-Type`
+ * says (the contract: "no body at all means `{}`"); one with a body is a 415 `UNSUPPORTED_MEDIA_TYPE`,
+ * and its body is not read.
+ */
+export function emptyOrUnsupported(request: FastifyRequest, _payload: unknown, done: (err: Error | null, body?: unknown) => void): void {
+  const { headers } = request
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')) return done(null, {})
+  done(new BrokerError('UNSUPPORTED_MEDIA_TYPE'))
+}

@@ -13,8 +13,11 @@ export const tokenRequestSchema = z.strictObject({
   expire_after: z.number().int().min(30).optional(),
   max_websockets: z.number().int().min(1).optional(),
   subject: z.string().min(1).max(256).optional(),
-  /** A token of this caller that tik.tools refused (WebSocket close 4003): see TokenCache.tokenFor. */
-  rejected_token: z.string().min(1).max(16_384).optional(),
+  /**
+   * A token of this caller that tik.tools refused (WebSocket close 4003): see TokenCache.tokenFor. Any string:
+   * one that is not the cached token, the empty string included, changes nothing (contract section 2).
+   */
+  rejected_token: z.string().max(16_384).optional(),
 })
 
 export type TokenRequest = z.output<typeof tokenRequestSchema>
@@ -62,7 +65,7 @@ export function plainTokenRequest(body: unknown): TokenRequest | undefined {
         out.subject = v
         break
       case 'rejected_token':
-        if (typeof v !== 'string' || v.length < 1 || v.length > 16_384) return undefined
+        if (typeof v !== 'string' || v.length > 16_384) return undefined
         out.rejected_token = v
         break
       default:
@@ -72,8 +75,18 @@ export function plainTokenRequest(body: unknown): TokenRequest | undefined {
   return out
 }
 
-/** Validates a parsed body; a missing body means `{}`. Throws BAD_REQUEST naming the field. */
+/**
+ * Validates a parsed body; a missing body means `{}`. Throws BAD_REQUEST naming the field.
+ * An empty `rejected_token` names no token, so it is left out: it changes nothing, as any
+ * value that is not the cached token (and the request keeps a hit's path).
+ */
 export function parseTokenRequest(body: unknown): TokenRequest {
+  const request = validTokenRequest(body)
+  if (request.rejected_token === '') delete request.rejected_token
+  return request
+}
+
+function validTokenRequest(body: unknown): TokenRequest {
   const plain = plainTokenRequest(body)
   if (plain !== undefined) return plain
   const result = tokenRequestSchema.safeParse(body === undefined ? {} : body)

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hashApiKey } from '../auth/api-keys.js'
-import { unauthenticated, type Credential } from '../auth/authenticator.js'
+import { repeatsAuthorization, unauthenticated, type Credential } from '../auth/authenticator.js'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError, JSON_CONTENT_TYPE } from '../errors.js'
 import { grantFor, subjectOf, type Grant } from '../policy/grant.js'
@@ -74,6 +74,7 @@ function identify(request: FastifyRequest, reply: FastifyReply, done: (err?: Err
     reply.header('access-control-expose-headers', EXPOSE)
   }
   reply.header('cache-control', 'no-store')
+  if (repeatsAuthorization(request.raw.rawHeaders)) return done(unauthenticated(true, 'Expected one Authorization header.'))
   let credential: Credential | Promise<Credential>
   try {
     credential = tenants.authenticator.authenticate(request.headers.authorization)

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { plainTokenRequest, tokenRequestSchema } from '../../src/policy/token-request.js'
+import { parseTokenRequest, plainTokenRequest, tokenRequestSchema } from '../../src/policy/token-request.js'
 
 // The hand-written check of the hot path must be zod's schema exactly: never more permissive, never a different answer.
 const creator = fc.oneof(
@@ -61,6 +61,14 @@ t.test('at every boundary of the schema, the plain check and zod agree', async (
   for (const count of [0, 1, 50, 51]) agree({ allowed_creators: Array.from({ length: count }, (_, i) => `c${i}`) })
   for (const c of ['a', 'ab', '@ab', '@@ab', 'AB', 'x'.repeat(24), 'x'.repeat(25), '@' + 'x'.repeat(24), 'a-b', 'a b', 'İİ', 'a.b_c', 7, null]) agree({ allowed_creators: [c] })
   for (const b of [{}, { extra: 1 }, { subject: 's', extra: undefined }, [], 'x', 1, null]) agree(b)
+})
+
+t.test('an empty rejected_token is accepted and left out: it names no token, so it changes nothing', async (t) => {
+  t.same(parseTokenRequest({ rejected_token: '' }), {})
+  t.same(parseTokenRequest({ allowed_creators: ['A1'], rejected_token: '' }), { allowed_creators: ['a1'] })
+  t.same(parseTokenRequest({ rejected_token: 't' }), { rejected_token: 't' })
+  t.throws(() => parseTokenRequest({ rejected_token: 't'.repeat(16_385) }), { code: 'BAD_REQUEST' })
+  t.throws(() => parseTokenRequest({ rejected_token: 7 }), { code: 'BAD_REQUEST' })
 })
 
 t.test('the bodies clients send are answered without zod', async (t) => {

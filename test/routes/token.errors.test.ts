@@ -107,6 +107,12 @@ t.test('UNSUPPORTED_MEDIA_TYPE for a body that is not JSON', async (t) => {
     })
     assertError(t, { status: res.statusCode, headers: res.headers, body: res.json() }, 'UNSUPPORTED_MEDIA_TYPE')
   }
+  // No body at all is `{}` whatever the type says (contract: "no body at all means {}"): served, not a 415.
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+    const empty = await b.app.inject({ method: 'POST', url: '/v1/token', headers: { authorization: `Bearer ${jwt}`, 'content-type': type, 'content-length': '0' } })
+    t.equal(empty.statusCode, 200, `${type} without a body`)
+    t.same(empty.json().data.allowed_creators, ['a1', 'a2', 'a3'], 'the whole allowed list, as for {}')
+  }
   // Not JSON, whatever the text looks like: a type without the +json suffix, or a suffix that is not at the end.
   for (const type of ['application/jsonx', 'application/json+xml', 'text/json+plain', 'application/vnd.api+jsonp']) {
     const res = await b.app.inject({ method: 'POST', url: '/v1/token', headers: { authorization: `Bearer ${jwt}`, 'content-type': type }, payload: '{}' })

@@ -143,3 +143,36 @@ t.test('a broker API key is matched only by its exact value', async (t) => {
   t.equal((await b.token(`${key}x`, { subject: 's' })).status, 401)
   t.equal((await b.token(key.slice(0, -1), { subject: 's' })).status, 401)
 })
+
+t.test('a request with two Authorization fields is refused, whichever of them is valid (RFC 9110 §5.3: not a list field)', async (t) => {
+  const { request } = await import('node:http')
+  const b = await buildBroker(t, { config: { adminToken: 'admin-token-for-the-two-fields-test' } })
+  rememberSecret('admin-token-for-the-two-fields-test')
+  await b.app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = b.app.server.address() as { port: number }
+  const jwt = await userJwt('u1')
+  // node:http sends an array value as one field line each, as a client or proxy that added a second one would.
+  const send = (method: string, path: string, authorization: string | string[]) =>
+    new Promise<{ status: number; challenge: string | undefined; body: { code?: string; message?: string } }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = ''
+        res.on('data', (d) => (text += String(d)))
+        res.on('end', () => resolve({ status: res.statusCode as number, challenge: res.headers['www-authenticate'], body: JSON.parse(text) as { code?: string } }))
+      })
+      req.setHeader('authorization', authorization)
+      req.on('error', reject)
+      req.end(method === 'POST' ? '{}' : undefined)
+    })
+  t.equal((await send('POST', '/v1/token', `Bearer ${jwt}`)).status, 200, 'one field: served')
+  for (const pair of [[`Bearer ${jwt}`, 'Bearer not-a-jwt'], ['Bearer not-a-jwt', `Bearer ${jwt}`], [`Bearer ${jwt}`, `Bearer ${jwt}`]]) {
+    const res = await send('POST', '/v1/token', pair)
+    t.equal(res.status, 401, 'two fields: refused')
+    t.equal(res.body.code, 'UNAUTHENTICATED')
+    t.match(res.body.message, /one Authorization header/)
+    t.match(res.challenge, /error="invalid_token"/)
+  }
+  t.equal(b.sim.stats.requests, 1, 'only the request with one field reached the upstream')
+  const admin = 'Bearer admin-token-for-the-two-fields-test'
+  t.equal((await send('GET', '/admin/tenants', admin)).status, 200)
+  t.equal((await send('GET', '/admin/tenants', [admin, admin])).status, 401, 'the admin API refuses two fields too')
+})
