@@ -15,17 +15,24 @@ function numberHeader(headers: Headers, name: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined
 }
 
+/** How long `Remaining: 0` blocks when its answer gives no usable `Reset`: as a 429 that says neither (CONTRACT "Blocks hold"), seconds. */
+export const UNDATED_BLOCK_SECONDS = 60
+
 /**
  * Reads `X-RateLimit-Limit/Remaining/Reset` from an upstream answer; undefined
- * when any is missing. `reset` comes back in unix seconds whatever the
- * upstream sent: 10^12 or more is epoch milliseconds (CONTRACT "Sane values
- * only"), below 10^9 a delay in seconds from `nowMs`.
+ * when `Limit` or `Remaining` is missing or unreadable. `reset` comes back in unix
+ * seconds whatever the upstream sent: 10^12 or more is epoch milliseconds (CONTRACT
+ * "Sane values only"), below 10^9 a delay in seconds from `nowMs`. Without a usable
+ * `Reset`, `Remaining: 0` still blocks: its window is taken to end
+ * {@link UNDATED_BLOCK_SECONDS} from `nowMs` (a 429 that says neither blocks as long);
+ * any other `Remaining` without one is undefined (it names no window).
  */
 export function readQuotaHeaders(headers: Headers, nowMs: number): QuotaObservation | undefined {
   const limit = numberHeader(headers, 'x-ratelimit-limit')
   const remaining = numberHeader(headers, 'x-ratelimit-remaining')
   let reset = numberHeader(headers, 'x-ratelimit-reset')
-  if (limit === undefined || remaining === undefined || reset === undefined) return undefined
+  if (limit === undefined || remaining === undefined) return undefined
+  if (reset === undefined) return remaining === 0 ? { limit, remaining, reset: Math.ceil(nowMs / 1000) + UNDATED_BLOCK_SECONDS } : undefined
   if (reset >= 1_000_000_000_000) reset = Math.ceil(reset / 1000)
   else if (reset < 1_000_000_000) reset = Math.ceil(nowMs / 1000) + reset
   return { limit, remaining, reset }

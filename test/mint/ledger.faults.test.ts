@@ -132,6 +132,27 @@ for (const mode of ['memory', 'redis'] as const) {
     t.equal((await broker.token('u4')).status, 429, 'still blocked after 61 s')
     t.equal(up.calls, 2)
   })
+
+  t.test(`${mode}: fault 6b — Remaining 0 with a Reset that is no time blocks for 60 s, as a 429 that says neither`, async (t) => {
+    const clock = fakeClock()
+    const { up, broker } = await setup(t, clock)
+    up.autoAnswer(() => tokenAnswer(secs(clock), 600, { limit: 10, remaining: 0, reset: 'abc' }))
+    const served = await broker.token('u1')
+    t.equal(served.status, 200)
+    t.equal(served.headers['x-ratelimit-remaining'], '0')
+    t.equal(served.headers['x-ratelimit-reset'], String(Math.ceil(clock.now / 1000) + 60), 'the block passed on as its window (whole seconds, rounded up)')
+    const blocked = await broker.token('u2')
+    t.equal(blocked.status, 429)
+    t.equal(blocked.body.code, 'UPSTREAM_RATE_LIMITED')
+    t.ok(Number(blocked.headers['retry-after']) >= 60 && Number(blocked.headers['retry-after']) <= 61, `Retry-After ${blocked.headers['retry-after']}`)
+    t.equal(up.calls, 1, 'tik.tools was not called again')
+    clock.advance(59_000)
+    t.equal((await broker.token('u2b')).status, 429, 'still blocked after 59 s')
+    clock.advance(2_000)
+    up.autoAnswer(() => tokenAnswer(secs(clock), 600, { limit: 10, remaining: 9, reset: secs(clock) + 60 }))
+    t.equal((await broker.token('u3')).status, 200, 'time ends the block')
+    t.equal(up.calls, 2)
+  })
 }
 
 /**

@@ -30,6 +30,12 @@ t.test('X-RateLimit-* headers: unix seconds as they are, milliseconds (>= 10^12)
   t.equal(readQuotaHeaders(h('30'), NOW)?.reset, S + 30, 'a delay')
   t.equal(readQuotaHeaders({ 'x-ratelimit-limit': '60' }, NOW), undefined)
   t.equal(readQuotaHeaders({ 'x-ratelimit-limit': 'x', 'x-ratelimit-remaining': '1', 'x-ratelimit-reset': '1' }, NOW), undefined)
+  // Remaining 0 without a usable Reset still blocks, as a 429 that says neither: for 60 s (contract "Blocks hold").
+  for (const reset of [undefined, 'abc', '', '-5']) {
+    const headers = { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '0', ...(reset !== undefined && { 'x-ratelimit-reset': reset }) }
+    t.same(readQuotaHeaders(headers, NOW), { limit: 10, remaining: 0, reset: S + 60 }, `Remaining 0, Reset ${String(reset)}`)
+  }
+  t.equal(readQuotaHeaders({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '3', 'x-ratelimit-reset': 'abc' }, NOW), undefined, 'Remaining 3 without a Reset names no window')
 })
 
 t.test('Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3), in ms', async (t) => {
