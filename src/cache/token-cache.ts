@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
+import { atTurnEnd } from '../http/turn-end.js'
 import type { Minter } from '../mint/minter.js'
 import { minRemainingFor } from '../mint/token-time.js'
 import type { Grant } from '../policy/grant.js'
@@ -24,6 +27,15 @@ export interface TokenCacheDeps {
 
 /** How long a failed mint's answer is given to the requests of the same burst, here and on other replicas (ms). */
 export const FAILURE_TTL_MS = 1000
+/**
+ * How long a mint that failed upstream (`UPSTREAM_ERROR`, `UPSTREAM_UNAVAILABLE`) holds its answer, its place in
+ * flight and its lock before answering (ms): the requests of its burst that reach the broker meanwhile share it
+ * (contract: "one upstream call per key per burst, success or failure"). An upstream that fails at once answers
+ * before a burst's last requests have arrived, even when every one was sent before any answer; held, none of its
+ * answers has left yet, so no client can have sent a request after seeing it: whatever arrives after the hold is a
+ * new burst, and calls again.
+ */
+export const FAILURE_HOLD_MS = 100
 /** A subject purged again and again while its mint is in flight gets a 503 after this many mints, not a loop. */
 const MINT_ATTEMPTS = 3
 
@@ -39,7 +51,9 @@ const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.m
  *   (purge generations); otherwise it is neither served nor cached, and minted again;
  * - a failed mint leaves its answer under the key for {@link FAILURE_TTL_MS},
  *   so that everyone waiting for it (here, or on another replica) gets that
- *   answer instead of calling again; a request that arrives after it mints anew;
+ *   answer instead of calling again; a failure from upstream is held
+ *   {@link FAILURE_HOLD_MS} before it is answered, in flight and locked, so that
+ *   the rest of its burst shares it; a request that arrives after that mints anew;
  * - a `rejected` token (tik.tools refused it) is dropped if, and only if, it is
  *   the one cached for the key, and is never served again.
  */
@@ -47,6 +61,11 @@ export class TokenCache {
   readonly #deps: TokenCacheDeps
   readonly #now: () => number
   readonly #inflight = new Map<string, Promise<ServedToken>>()
+  /**
+   * Mints that failed, by key id, with when their answers had been written (`performance.now()`, ms), for
+   * {@link FAILURE_TTL_MS}: bounded, and only failures are kept.
+   */
+  readonly #failed = new LRUCache<string, { flight: Promise<ServedToken>; answeredAt: number }>({ max: 10_000, ttl: FAILURE_TTL_MS })
 
   constructor(deps: TokenCacheDeps) {
     this.#deps = deps
@@ -92,23 +111,52 @@ export class TokenCache {
    * `rejected` is a token the caller says tik.tools refused (WebSocket close 4003).
    * `looked` is a {@link peek} already made for this grant (with no `rejected`), null
    * when it found nothing fresh: its answer is used instead of reading the store again.
+   * `arrivedAt` is when the request arrived (`performance.now()`, ms): a mint of this key that
+   * failed, and whose answers were written only after that, is this request's answer too
+   * (it is of that burst); without it, only a mint still in flight is shared.
    */
-  async tokenFor(tenant: Tenant, grant: Grant, rejected?: string, looked?: CachedToken | Promise<CachedToken | undefined> | null): Promise<ServedToken> {
+  async tokenFor(
+    tenant: Tenant,
+    grant: Grant,
+    rejected?: string,
+    looked?: CachedToken | Promise<CachedToken | undefined> | null,
+    arrivedAt?: number,
+  ): Promise<ServedToken> {
     const key = this.keyFor(tenant, grant)
     if (rejected !== undefined) await this.#drop(key, rejected)
     const hit = looked === null ? undefined : await (looked ?? this.#fresh(key, tenant))
     if (hit !== undefined && hit.token !== rejected) return { token: hit, source: 'hit' }
     const id = tokenKeyId(key)
-    const flight = this.#inflight.get(id)
+    const flight = this.#inflight.get(id) ?? this.#failedSince(id, arrivedAt)
     if (flight !== undefined) {
       const shared = await flight
       if (shared.token.token !== rejected) return { token: shared.token, source: 'coalesced' }
     }
     const running = this.#inflight.get(id)
     if (running !== undefined && running !== flight) return this.#join(running, rejected)
-    const mine = this.#mintOnce(key, tenant, grant, rejected).finally(() => this.#inflight.delete(id))
+    const mine = this.#mintOnce(key, tenant, grant, rejected)
+    // Left in flight until the end of this event-loop turn, after the answers it settled are written: a request read in
+    // this turn still joins it. A failure is then kept a while longer for the requests that arrived before its answers
+    // were written but reach this point later (a credential still being verified, a count still on its way to Redis).
+    const settled = (failed: boolean): void =>
+      atTurnEnd(() => {
+        if (this.#inflight.get(id) !== mine) return
+        this.#inflight.delete(id)
+        if (failed) this.#failed.set(id, { flight: mine, answeredAt: performance.now() })
+      }, 'after')
+    mine.then(
+      () => settled(false),
+      () => settled(true),
+    )
     this.#inflight.set(id, mine)
     return mine
+  }
+
+  /** The failed mint of this key whose answers were written after `arrivedAt`: the request is of its burst. */
+  #failedSince(id: string, arrivedAt: number | undefined): Promise<ServedToken> | undefined {
+    if (arrivedAt === undefined) return undefined
+    const failed = this.#failed.get(id)
+    return failed !== undefined && arrivedAt < failed.answeredAt ? failed.flight : undefined
   }
 
   async #join(flight: Promise<ServedToken>, rejected: string | undefined): Promise<ServedToken> {
@@ -199,6 +247,10 @@ export class TokenCache {
       const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected, false)
       if (landed !== undefined) return landed
       return await this.#mintAndStore(key, tenant, grant, generation, rejected)
+    } catch (err) {
+      // Held in flight and locked: the rest of the burst, here and on other replicas, gets this answer (FAILURE_HOLD_MS).
+      if (err instanceof BrokerError && (err.code === 'UPSTREAM_ERROR' || err.code === 'UPSTREAM_UNAVAILABLE')) await sleep(FAILURE_HOLD_MS)
+      throw err
     } finally {
       await lock.release().catch(() => undefined)
     }

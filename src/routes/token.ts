@@ -116,6 +116,13 @@ function limitSubject(request: FastifyRequest, credential: Credential): string {
   return `\u0000api-key:${hashApiKey(key)}`
 }
 
+/**
+ * When a request arrived (`performance.now()`, ms), for a miss (TokenCache.tokenFor: a failed mint answered after that
+ * is its answer too). Fastify times every reply of a route with an `onResponse` hook from its routing on (this route has
+ * one); without that timing it is now, and only a mint still in flight is shared.
+ */
+const arrivedAt = (reply: FastifyReply): number => performance.now() - reply.elapsedTime
+
 /** `POST /v1/token`: authenticate, apply the broker's limits, decide the grant, serve it from cache or mint. */
 async function tokenRoute(app: FastifyInstance): Promise<void> {
   const { tokens, quota, metrics } = app.broker
@@ -183,7 +190,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
       const windowRead = window !== undefined && quota.absorbAlong(await window)
       return hitOrMint(request, reply, tenant, grant, hit, windowRead)
     }
-    return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked))
+    return answer(request, reply, tenant.id, grant, await tokens.tokenFor(tenant, grant, rejected, looked, arrivedAt(reply)))
   }
 
   /**
@@ -201,7 +208,7 @@ async function tokenRoute(app: FastifyInstance): Promise<void> {
   const hitOrMint = (request: FastifyRequest, reply: FastifyReply, tenant: Tenant, grant: Grant, hit: CachedToken | undefined, windowRead = false): string | Promise<string> =>
     hit !== undefined
       ? answer(request, reply, tenant.id, grant, { token: hit, source: 'hit' }, windowRead)
-      : tokens.tokenFor(tenant, grant, undefined, null).then((served) => answer(request, reply, tenant.id, grant, served))
+      : tokens.tokenFor(tenant, grant, undefined, null, arrivedAt(reply)).then((served) => answer(request, reply, tenant.id, grant, served))
 
   // The CORS preflight (Fetch standard): the one route a browser sends a non-simple request to (JSON, a credential).
   // Answered here rather than by @fastify/cors, which answers a preflight for any path (an /admin/ path or an unknown
