@@ -173,8 +173,13 @@ const TOKEN_PATH = '/v1/token'
  */
 function tokenEndpoint(url: string | undefined): string {
   if (url === undefined) {
-    const here = new URL(TOKEN_PATH, import.meta.url)
-    if (here.protocol !== 'http:' && here.protocol !== 'https:') {
+    let here: URL | undefined
+    try {
+      here = new URL(TOKEN_PATH, import.meta.url)
+    } catch {
+      // No base to resolve against: a classic-script bundle (no import.meta.url), a blob: or data: module.
+    }
+    if (here === undefined || (here.protocol !== 'http:' && here.protocol !== 'https:')) {
       throw new TypeError('createTokenClient: options.url is required when this module was not loaded from a broker (GET /client.js)')
     }
     return here.href

@@ -72,11 +72,12 @@ function envName(line: string): string {
     [/^auth\.jwt\.subjectClaim/, 'AUTH_SUBJECT_CLAIM'],
     [/^auth\.jwt\.creatorsClaim/, 'AUTH_CREATORS_CLAIM'],
     [/^auth\.jwt/, 'AUTH_JWT_SECRET'],
-    [/^auth\.apiKeys(\.\d+)?/, 'BROKER_API_KEYS'],
-    [/^cors\.origins(\.\d+)?/, 'CORS_ORIGINS'],
-    [/^creators\.allowed(\.\d+)?/, 'ALLOWED_CREATORS'],
+    [/^auth\.apiKeys(?:\.(\d+))?/, 'BROKER_API_KEYS'],
+    [/^cors\.origins(?:\.(\d+))?/, 'CORS_ORIGINS'],
+    [/^creators\.allowed(?:\.(\d+))?/, 'ALLOWED_CREATORS'],
   ]
-  for (const [re, name] of names) if (re.test(line)) return line.replace(re, name)
+  // A comma list's entry by its place (1-based), not its value: a key hash is not printed.
+  for (const [re, name] of names) if (re.test(line)) return line.replace(re, (_path, index?: string) => (index === undefined ? name : `${name} (entry ${Number(index) + 1})`))
   return line
 }
 

@@ -25,6 +25,9 @@ t.test('without url, the module must have come from a broker (here it is a file:
   t.throws(() => client.createTokenClient(), TypeError)
   t.throws(() => client.createTokenClient({ url: '' }), TypeError)
   t.match(js, /new URL\(TOKEN_PATH, import\.meta\.url\)|new URL\(['"]\/v1\/token['"], import\.meta\.url\)/, 'the endpoint comes from the module URL')
+  // A module URL that is no base for a path (data:, blob:; a classic-script bundle has none): the same TypeError, not URL's own.
+  const inline = (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as typeof client
+  t.throws(() => inline.createTokenClient({}), { name: 'TypeError', message: /options\.url is required when this module was not loaded from a broker/ })
 })
 
 t.test('a url with no path means that origin’s /v1/token; any other url is used as given', async (t) => {
