@@ -77,7 +77,12 @@ function envName(line: string): string {
     [/^creators\.allowed(?:\.(\d+))?/, 'ALLOWED_CREATORS'],
   ]
   // A comma list's entry by its place (1-based), not its value: a key hash is not printed.
-  for (const [re, name] of names) if (re.test(line)) return line.replace(re, (_path, index?: string) => (index === undefined ? name : `${name} (entry ${Number(index) + 1})`))
+  for (const [re, name] of names) {
+    const match = re.exec(line)
+    if (match === null) continue
+    const index = match[1]
+    return `${index === undefined ? name : `${name} (entry ${Number(index) + 1})`}${line.slice(match[0].length)}`
+  }
   return line
 }
 
