@@ -111,7 +111,10 @@ async function admin(app: FastifyInstance, opts: AdminOptions): Promise<void> {
         // The purge moves the subject's generation on even with nothing cached: a mint in flight is revoked too.
         // 404 only when there was nothing to revoke: no token cached, no mint in flight here or (shared store) on another replica.
         const purged = await store.purgeSubject(tenant.id, request.params.subject)
-        if (purged.tokens === 0 && !purged.minting && !tokens.mintingFor(tenant.id, request.params.subject)) {
+        const minting = tokens.mintingFor(tenant.id, request.params.subject)
+        // A failed mint of the subject held or kept here is no one's answer after the purge (the next request mints anew).
+        tokens.forgetFailures(tenant.id, request.params.subject)
+        if (purged.tokens === 0 && !purged.minting && !minting) {
           // A tenant that shares tokens by grant caches none under a subject: say so rather than "none cached".
           if (tenant.token.share === 'grant') {
             throw new BrokerError('NOT_FOUND', `Tenant ${tenant.id} shares tokens by grant (token.share: grant): no token is cached for a subject, so none can be purged for one.`)

@@ -6,7 +6,7 @@ import type { RedisClient } from '../state/redis-client.js'
 import { defineScript, type RedisScript } from '../state/redis-script.js'
 import { hashName, ValueSealer, type CacheKeys } from './crypto.js'
 import { ERRORS } from '../errors.js'
-import type { CachedToken, Landed, MintFailure, MintLock, Purged, ReadAlongLookup, TokenKey, TokenStore } from './token-store.js'
+import type { CachedToken, Landed, MintFailed, MintFailure, MintLock, Purged, ReadAlongLookup, TokenKey, TokenStore } from './token-store.js'
 
 /*
  * Key layout (everything one script touches shares a Cluster hash slot):
@@ -50,17 +50,35 @@ for i = 1, #locks do
 end
 return {purged, minting}`
 
-// KEYS: lock, mint-lock set. ARGV: owner, ttl (ms). 1 when taken (and named in the subject's set), 0 when held by another.
-const LOCK_NAMED = `
+// KEYS: lock, failure[, mint-lock set]. ARGV: owner, ttl (ms). 1 when taken, 0 when held by another. Taken, it drops the
+// last mint's failure (no answer for this mint's waiters: a failure under the key is always the last lock holder's) and
+// names the lock in the subject's set.
+const LOCK = `
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
-redis.call('SADD', KEYS[2], KEYS[1])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('DEL', KEYS[2])
+if KEYS[3] then
+  redis.call('SADD', KEYS[3], KEYS[1])
+  if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+end
 return 1`
 
 // KEYS: token. ARGV: the sealed value seen, to delete only that one.
 const DELETE_IF = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
+
+// KEYS: lock, failure[, mint-lock set, generation]. ARGV: owner, the sealed failure, its ttl (ms)[, generation read before
+// the mint ('' = unchecked)]. Still the owner: the failure is left for the lock's waiters and the lock released in one
+// step, so no waiter sees it while the lock is held (a new request then takes the lock and mints anew, rather than wait
+// and find this failure); not left when the subject was purged meanwhile (no one's answer after the purge). A lock that
+// lapsed leaves nothing.
+const FAIL_RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if not KEYS[4] or ARGV[4] == '' or (redis.call('GET', KEYS[4]) or '0') == ARGV[4] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+if KEYS[3] then redis.call('SREM', KEYS[3], KEYS[1]) end
+return redis.call('DEL', KEYS[1])`
 
 // KEYS: lock[, mint-lock set]. ARGV: owner. Compare-and-delete, and the lock's name out of its subject's set.
 const RELEASE = `
@@ -119,7 +137,10 @@ export class RedisTokenStore implements TokenStore {
   readonly #purge: RedisScript<[number, number]>
   readonly #release: RedisScript<number>
   readonly #releaseNamed: RedisScript<number>
+  readonly #lock: RedisScript<number>
   readonly #lockNamed: RedisScript<number>
+  readonly #failRelease: RedisScript<number>
+  readonly #failReleaseNamed: RedisScript<number>
   readonly #poll: RedisScript<[number, string?]>
   readonly #deleteIf: RedisScript<number>
   #closed = false
@@ -134,7 +155,10 @@ export class RedisTokenStore implements TokenStore {
     this.#purge = defineScript(this.#redis, 3, PURGE)
     this.#release = defineScript(this.#redis, 1, RELEASE)
     this.#releaseNamed = defineScript(this.#redis, 2, RELEASE)
-    this.#lockNamed = defineScript(this.#redis, 2, LOCK_NAMED)
+    this.#lock = defineScript(this.#redis, 2, LOCK)
+    this.#lockNamed = defineScript(this.#redis, 3, LOCK)
+    this.#failRelease = defineScript(this.#redis, 2, FAIL_RELEASE)
+    this.#failReleaseNamed = defineScript(this.#redis, 4, FAIL_RELEASE)
     this.#poll = defineScript(this.#redis, 3, POLL)
     this.#deleteIf = defineScript(this.#redis, 1, DELETE_IF)
   }
@@ -225,19 +249,26 @@ export class RedisTokenStore implements TokenStore {
 
   /** A subject's lock is also named in the subject's set, so that a purge on any replica knows a mint is in flight. */
   async acquireMintLock(key: TokenKey, ttlMs: number): Promise<MintLock | null> {
-    const { lock, mintLocks } = this.#names(key)
+    const names = this.#names(key)
+    const { lock, mintLocks, failure, generation } = names
     const owner = randomBytes(16).toString('base64url')
     const ttl = Math.max(1, Math.floor(ttlMs))
     // A key shared by grant has no subject, so no set to name its lock in.
-    const taken = mintLocks === undefined ? (await this.#redis.set(lock, owner, 'PX', ttl, 'NX')) === 'OK' : (await this.#lockNamed([lock, mintLocks], [owner, ttl])) === 1
+    const taken = (await (mintLocks === undefined ? this.#lock([lock, failure], [owner, ttl]) : this.#lockNamed([lock, failure, mintLocks], [owner, ttl]))) === 1
     if (!taken) return null
-    const unlock = mintLocks === undefined ? () => this.#release([lock], [owner]) : () => this.#releaseNamed([lock, mintLocks], [owner])
+    const unlock = async (failed?: MintFailed): Promise<unknown> => {
+      if (failed === undefined) return mintLocks === undefined ? this.#release([lock], [owner]) : this.#releaseNamed([lock, mintLocks], [owner])
+      const sealed = await this.#sealer.seal(JSON.stringify(failed.failure), `${names.context}:fail`)
+      const args = [owner, sealed, Math.max(1, Math.floor(failed.ttlMs))]
+      if (mintLocks === undefined || generation === undefined) return this.#failRelease([lock, failure], args)
+      return this.#failReleaseNamed([lock, failure, mintLocks, generation], [...args, failed.generation ?? ''])
+    }
     let released: Promise<void> | undefined
     return {
       // Compare-and-delete: a holder whose lock expired must not free the next holder's.
       // Released once; a release that failed (Redis away) may be sent again.
-      release: () =>
-        (released ??= unlock().then(
+      release: (failed) =>
+        (released ??= unlock(failed).then(
           () => undefined,
           (err: unknown) => {
             released = undefined

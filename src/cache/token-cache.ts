@@ -4,10 +4,22 @@ import { LRUCache } from 'lru-cache'
 import type { Tenant } from '../config/tenant-schema.js'
 import { BrokerError } from '../errors.js'
 import { atTurnEnd } from '../http/turn-end.js'
-import type { Minter } from '../mint/minter.js'
+import { failedUpstream, type Minter } from '../mint/minter.js'
 import { minRemainingFor } from '../mint/token-time.js'
 import type { Grant } from '../policy/grant.js'
-import { grantKey, tokenKeyId, type CachedToken, type Landed, type MintFailure, type MintLock, type ReadAlongLookup, type TokenKey, type TokenStore } from './token-store.js'
+import { grantKey, tokenKeyId, type CachedToken, type Landed, type MintFailed, type MintFailure, type MintLock, type ReadAlongLookup, type TokenKey, type TokenStore } from './token-store.js'
+
+/** One mint of a key, as the requests that share it see it. */
+interface Flight {
+  promise: Promise<ServedToken>
+  /** True once it failed (from then on, before its answers, it may be held: FAILURE_HOLD_MS). */
+  failed: boolean
+  /**
+   * When it stopped taking requests (`performance.now()`, ms): a failure, at the end of its hold. A request that
+   * arrived before then still gets its answer (it is of that burst); undefined while it takes everyone.
+   */
+  closedAt: number | undefined
+}
 
 /** A token as served, and how: from cache, freshly minted, or shared from a concurrent mint. */
 export interface ServedToken {
@@ -60,12 +72,9 @@ const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.m
 export class TokenCache {
   readonly #deps: TokenCacheDeps
   readonly #now: () => number
-  readonly #inflight = new Map<string, Promise<ServedToken>>()
-  /**
-   * Mints that failed, by key id, with when their answers had been written (`performance.now()`, ms), for
-   * {@link FAILURE_TTL_MS}: bounded, and only failures are kept.
-   */
-  readonly #failed = new LRUCache<string, { flight: Promise<ServedToken>; answeredAt: number }>({ max: 10_000, ttl: FAILURE_TTL_MS })
+  readonly #inflight = new Map<string, Flight>()
+  /** Mints that failed, by key id, for {@link FAILURE_TTL_MS} after they left the flight: bounded, and only failures are kept. */
+  readonly #failed = new LRUCache<string, Flight>({ max: 10_000, ttl: FAILURE_TTL_MS })
 
   constructor(deps: TokenCacheDeps) {
     this.#deps = deps
@@ -127,36 +136,49 @@ export class TokenCache {
     const hit = looked === null ? undefined : await (looked ?? this.#fresh(key, tenant))
     if (hit !== undefined && hit.token !== rejected) return { token: hit, source: 'hit' }
     const id = tokenKeyId(key)
-    const flight = this.#inflight.get(id) ?? this.#failedSince(id, arrivedAt)
+    const flight = this.#sharedWith(id, arrivedAt)
     if (flight !== undefined) {
-      const shared = await flight
+      const shared = await flight.promise
       if (shared.token.token !== rejected) return { token: shared.token, source: 'coalesced' }
     }
     const running = this.#inflight.get(id)
-    if (running !== undefined && running !== flight) return this.#join(running, rejected)
-    const mine = this.#mintOnce(key, tenant, grant, rejected)
+    if (running !== undefined && running !== flight && running.closedAt === undefined) return this.#join(running.promise, rejected)
+    const mine: Flight = { promise: undefined as unknown as Promise<ServedToken>, failed: false, closedAt: undefined }
+    mine.promise = this.#mintOnce(key, tenant, grant, rejected, mine)
     // Left in flight until the end of this event-loop turn, after the answers it settled are written: a request read in
-    // this turn still joins it. A failure is then kept a while longer for the requests that arrived before its answers
-    // were written but reach this point later (a credential still being verified, a count still on its way to Redis).
+    // this turn still joins it. A failure is then kept a while longer for the requests that arrived before it closed
+    // but reach this point later (a credential still being verified, a count still on its way to Redis).
     const settled = (failed: boolean): void =>
       atTurnEnd(() => {
-        if (this.#inflight.get(id) !== mine) return
-        this.#inflight.delete(id)
-        if (failed) this.#failed.set(id, { flight: mine, answeredAt: performance.now() })
+        if (this.#inflight.get(id) === mine) this.#inflight.delete(id)
+        if (!failed) return
+        mine.closedAt ??= performance.now()
+        this.#failed.set(id, mine)
       }, 'after')
-    mine.then(
+    mine.promise.then(
       () => settled(false),
       () => settled(true),
     )
     this.#inflight.set(id, mine)
-    return mine
+    return mine.promise
   }
 
-  /** The failed mint of this key whose answers were written after `arrivedAt`: the request is of its burst. */
-  #failedSince(id: string, arrivedAt: number | undefined): Promise<ServedToken> | undefined {
-    if (arrivedAt === undefined) return undefined
-    const failed = this.#failed.get(id)
-    return failed !== undefined && arrivedAt < failed.answeredAt ? failed.flight : undefined
+  /** The mint of this key a request arriving at `arrivedAt` shares: one that takes everyone, or a failure that closed after it arrived. */
+  #sharedWith(id: string, arrivedAt: number | undefined): Flight | undefined {
+    const takes = (f: Flight | undefined): Flight | undefined =>
+      f !== undefined && (f.closedAt === undefined || (arrivedAt !== undefined && arrivedAt < f.closedAt)) ? f : undefined
+    return takes(this.#inflight.get(id)) ?? takes(this.#failed.get(id))
+  }
+
+  /**
+   * After a purge of the subject: its failed mints, held or kept for late requests, are no one's answer any more
+   * (contract: "the next request mints anew"). A shared store's failure is not left for other replicas either
+   * (MintLock.release checks the purge generation).
+   */
+  forgetFailures(tenantId: string, subject: string): void {
+    const prefix = tokenKeyId({ tenantId, subject, grant: '' })
+    for (const [id, flight] of this.#inflight) if (flight.failed && id.startsWith(prefix)) this.#inflight.delete(id)
+    for (const id of [...this.#failed.keys()]) if (id.startsWith(prefix)) this.#failed.delete(id)
   }
 
   async #join(flight: Promise<ServedToken>, rejected: string | undefined): Promise<ServedToken> {
@@ -227,7 +249,7 @@ export class TokenCache {
     return { token: landed.token, source: 'coalesced' }
   }
 
-  async #mintOnce(key: TokenKey, tenant: Tenant, grant: Grant, rejected: string | undefined): Promise<ServedToken> {
+  async #mintOnce(key: TokenKey, tenant: Tenant, grant: Grant, rejected: string | undefined, flight: Flight): Promise<ServedToken> {
     const { store } = this.#deps
     // Read before anything else: a purge after this point voids what this mint brings back.
     const generation = await store.generation(key).catch(() => undefined)
@@ -242,38 +264,38 @@ export class TokenCache {
         throw new BrokerError('UPSTREAM_UNAVAILABLE', 'A concurrent mint did not finish; retry shortly.', { headers: { 'retry-after': 1 } })
       }
     }
+    let failed: MintFailed | undefined
     try {
       // A failure left before this request arrived is not its answer: only those that waited share it.
       const landed = this.#servable(await store.landed(key).catch(() => undefined), tenant, rejected, false)
       if (landed !== undefined) return landed
       return await this.#mintAndStore(key, tenant, grant, generation, rejected)
     } catch (err) {
-      // Held in flight and locked: the rest of the burst, here and on other replicas, gets this answer (FAILURE_HOLD_MS).
-      if (err instanceof BrokerError && (err.code === 'UPSTREAM_ERROR' || err.code === 'UPSTREAM_UNAVAILABLE')) await sleep(FAILURE_HOLD_MS)
+      flight.failed = true
+      if (err instanceof BrokerError) {
+        // A failure of a call: held in flight and locked, so that the rest of the burst, here and on other replicas, gets
+        // this answer (FAILURE_HOLD_MS). Then closed to what arrives after, and left for the lock's waiters as the lock
+        // is released, in one step (none of its answers has left before).
+        if ((err.code === 'UPSTREAM_ERROR' || err.code === 'UPSTREAM_UNAVAILABLE') && failedUpstream(err)) await sleep(FAILURE_HOLD_MS)
+        failed = { failure: { code: err.code, message: err.message, headers: err.headers, until: this.#now() + FAILURE_TTL_MS }, ttlMs: FAILURE_TTL_MS, generation }
+      }
+      flight.closedAt = performance.now()
       throw err
     } finally {
-      await lock.release().catch(() => undefined)
+      await lock.release(failed).catch(() => undefined)
     }
   }
 
   async #mintAndStore(key: TokenKey, tenant: Tenant, grant: Grant, generation: number | undefined, rejected: string | undefined): Promise<ServedToken> {
     const { store, minter } = this.#deps
     for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
-      let minted: Awaited<ReturnType<Minter['mint']>>
-      try {
-        minted = await minter.mint(tenant, grant)
-        // The answer to a refused token is never that same token (CONTRACT "A refused token"): tik.tools minting it
-        // again (a deterministic token of the same second, say) is an upstream error, for the whole burst (requests
-        // without rejected_token that coalesced on this mint too: the token is the refused one), and not cached. The
-        // call was made: the quota it spent, the breaker, the share and the audit line count it as a mint.
-        if (minted.token.token === rejected) throw new BrokerError('UPSTREAM_ERROR', 'tik.tools answered with the very token it had refused.')
-      } catch (err) {
-        if (err instanceof BrokerError) {
-          const failure = { code: err.code, message: err.message, headers: err.headers, until: this.#now() + FAILURE_TTL_MS }
-          await store.setFailure(key, failure, FAILURE_TTL_MS).catch(() => undefined)
-        }
-        throw err
-      }
+      // A failure is left for other replicas' waiters as the lock is released, after its hold (#mintOnce).
+      const minted = await minter.mint(tenant, grant)
+      // The answer to a refused token is never that same token (CONTRACT "A refused token"): tik.tools minting it
+      // again (a deterministic token of the same second, say) is an upstream error, for the whole burst (requests
+      // without rejected_token that coalesced on this mint too: the token is the refused one), and not cached. The
+      // call was made: the quota it spent, the breaker, the share and the audit line count it as a mint.
+      if (minted.token.token === rejected) throw new BrokerError('UPSTREAM_ERROR', 'tik.tools answered with the very token it had refused.')
       const { token } = minted
       const ttlMs = Math.floor((token.expiresAt - minRemainingFor(token, tenant.token.minRemaining)) * 1000 - this.#now())
       let stored = true

@@ -41,8 +41,22 @@ export interface MintFailure {
 export type Landed = { token: CachedToken } | { failure: MintFailure }
 
 /** Held by the one caller, among every replica, that mints for a key. */
+/** A mint's failure as its lock is released: what to leave for the lock's waiters, for how long (ms), and the purge generation the mint read. */
+export interface MintFailed {
+  failure: MintFailure
+  ttlMs: number
+  /** Purge generation read before the mint; undefined: not checked. */
+  generation?: number
+}
+
 export interface MintLock {
-  release(): Promise<void>
+  /**
+   * Releases the lock. With `failed`, the mint failed: a shared store leaves that failure for the lock's waiters
+   * (`waitForToken`, for `ttlMs`) in the same step, so that none sees it while the lock is still held, unless the
+   * subject was purged since `generation`; a store in this process, whose lock is always granted, has no waiters
+   * and keeps nothing. Taking the lock again drops a failure left this way.
+   */
+  release(failed?: MintFailed): Promise<void>
 }
 
 /** What a purge found: the tokens it deleted, and whether a mint for the subject was in flight (it is revoked too). */

@@ -24,6 +24,19 @@ export interface MinterDeps {
   now?: () => number
 }
 
+/** Refusals of a mint made before tik.tools was called (a quota block, an open circuit, a spent tenant share). */
+const refusedUnsent = new WeakSet<object>()
+
+/** True unless `err` refused a mint before tik.tools was called (see {@link Minter.mint}): a failure that came from a call. */
+export function failedUpstream(err: unknown): boolean {
+  return !(typeof err === 'object' && err !== null && refusedUnsent.has(err))
+}
+
+function unsent(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null) refusedUnsent.add(err)
+  return err
+}
+
 /** A token fresh from tik.tools, dated on the broker's clock. */
 export interface Minted {
   token: CachedToken
@@ -53,21 +66,23 @@ export class Minter {
     const { quota, breaker, metrics } = this.#deps
     const reservation = await quota.reserve(this.#deps.reservationTtlMs).catch((err: unknown) => {
       metrics.rejection(tenant.id, 'upstream')
-      throw err
+      throw unsent(err)
     })
     const waitMs = breaker.tryAcquire()
     if (waitMs > 0) {
       await quota.abandon(reservation)
-      throw new BrokerError('UPSTREAM_UNAVAILABLE', 'tik.tools is failing; the circuit is open. Retry later.', {
-        headers: { 'retry-after': Math.ceil(waitMs / 1000) },
-      })
+      throw unsent(
+        new BrokerError('UPSTREAM_UNAVAILABLE', 'tik.tools is failing; the circuit is open. Retry later.', {
+          headers: { 'retry-after': Math.ceil(waitMs / 1000) },
+        }),
+      )
     }
     try {
       await this.#takeTenantShare(tenant)
     } catch (err) {
       breaker.abandon()
       await quota.abandon(reservation)
-      throw err
+      throw unsent(err)
     }
     const body: MintRequest = {
       expire_after: grant.expireAfter,

@@ -237,9 +237,9 @@ export class FallbackTokenStore implements TokenStore {
    */
   #releasedLater(lock: MintLock, lapsesAt: number): MintLock {
     return {
-      release: async () => {
+      release: async (failed) => {
         try {
-          await lock.release()
+          await lock.release(failed)
         } catch (err) {
           this.#health.noteFailure(err)
           if (lapsesAt > Date.now()) {
