@@ -40,12 +40,12 @@ export interface TokenCacheDeps {
 /** How long a failed mint's answer is given to the requests of the same burst, here and on other replicas (ms). */
 export const FAILURE_TTL_MS = 1000
 /**
- * How long a mint that failed upstream (`UPSTREAM_ERROR`, `UPSTREAM_UNAVAILABLE`) holds its answer, its place in
- * flight and its lock before answering (ms): the requests of its burst that reach the broker meanwhile share it
- * (contract: "one upstream call per key per burst, success or failure"). An upstream that fails at once answers
- * before a burst's last requests have arrived, even when every one was sent before any answer; held, none of its
- * answers has left yet, so no client can have sent a request after seeing it: whatever arrives after the hold is a
- * new burst, and calls again.
+ * How long a mint whose call failed (`UPSTREAM_ERROR`, `UPSTREAM_UNAVAILABLE`; not a refusal made before any call)
+ * holds its answer, its place in flight and its lock before answering (ms): the requests of its burst that reach the
+ * broker meanwhile share it (contract: "one upstream call per key per burst, success or failure"). An upstream that
+ * fails at once answers before a burst's last requests have arrived, even when every one was sent before any answer;
+ * held, none of its answers has left yet (another replica's waiters get it only as the lock is released), so no
+ * client can have sent a request after seeing it: whatever arrives after the hold is a new burst, and calls again.
  */
 export const FAILURE_HOLD_MS = 100
 /** A subject purged again and again while its mint is in flight gets a 503 after this many mints, not a loop. */
@@ -61,11 +61,12 @@ const fromFailure = (f: MintFailure): BrokerError => new BrokerError(f.code, f.m
  * time, whether the mint succeeds or fails. Lookup → coalesce → lock → mint → store:
  * - a token is stored only if its subject was not purged while it was minted
  *   (purge generations); otherwise it is neither served nor cached, and minted again;
- * - a failed mint leaves its answer under the key for {@link FAILURE_TTL_MS},
- *   so that everyone waiting for it (here, or on another replica) gets that
- *   answer instead of calling again; a failure from upstream is held
- *   {@link FAILURE_HOLD_MS} before it is answered, in flight and locked, so that
- *   the rest of its burst shares it; a request that arrives after that mints anew;
+ * - a failed mint is the answer of everyone waiting for it, here and (left
+ *   under the key for {@link FAILURE_TTL_MS} as its lock is released) on other
+ *   replicas; a failure of a call is held {@link FAILURE_HOLD_MS} before it is
+ *   answered, in flight and locked, so that the rest of its burst shares it; a
+ *   request that arrives after that mints anew, and a purge of the subject ends
+ *   the sharing at once;
  * - a `rejected` token (tik.tools refused it) is dropped if, and only if, it is
  *   the one cached for the key, and is never served again.
  */
