@@ -237,8 +237,12 @@ export class RedisTokenStore implements TokenStore {
 
   async setFailure(key: TokenKey, failure: MintFailure, ttlMs: number): Promise<void> {
     const names = this.#names(key)
-    const sealed = await this.#sealer.seal(JSON.stringify(failure), `${names.context}:fail`)
-    await this.#redis.set(names.failure, sealed, 'PX', Math.max(1, Math.floor(ttlMs)))
+    await this.#redis.set(names.failure, await this.#sealFailure(failure, names), 'PX', Math.max(1, Math.floor(ttlMs)))
+  }
+
+  /** A failure as it is stored under its key: sealed for that key's slot (`#landed` opens it). */
+  #sealFailure(failure: MintFailure, names: Names): Promise<string> {
+    return this.#sealer.seal(JSON.stringify(failure), `${names.context}:fail`)
   }
 
   async landed(key: TokenKey): Promise<Landed | undefined> {
@@ -258,8 +262,7 @@ export class RedisTokenStore implements TokenStore {
     if (!taken) return null
     const unlock = async (failed?: MintFailed): Promise<unknown> => {
       if (failed === undefined) return mintLocks === undefined ? this.#release([lock], [owner]) : this.#releaseNamed([lock, mintLocks], [owner])
-      const sealed = await this.#sealer.seal(JSON.stringify(failed.failure), `${names.context}:fail`)
-      const args = [owner, sealed, Math.max(1, Math.floor(failed.ttlMs))]
+      const args = [owner, await this.#sealFailure(failed.failure, names), Math.max(1, Math.floor(failed.ttlMs))]
       if (mintLocks === undefined || generation === undefined) return this.#failRelease([lock, failure], args)
       return this.#failReleaseNamed([lock, failure, mintLocks, generation], [...args, failed.generation ?? ''])
     }

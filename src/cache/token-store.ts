@@ -40,7 +40,6 @@ export interface MintFailure {
 /** What a mint left for a key: its token, or its failure (kept briefly, so that one burst costs one call). */
 export type Landed = { token: CachedToken } | { failure: MintFailure }
 
-/** Held by the one caller, among every replica, that mints for a key. */
 /** A mint's failure as its lock is released: what to leave for the lock's waiters, for how long (ms), and the purge generation the mint read. */
 export interface MintFailed {
   failure: MintFailure
@@ -49,6 +48,7 @@ export interface MintFailed {
   generation?: number
 }
 
+/** Held by the one caller, among every replica, that mints for a key. */
 export interface MintLock {
   /**
    * Releases the lock. With `failed`, the mint failed: a shared store leaves that failure for the lock's waiters

@@ -1,3 +1,5 @@
+import { DEFAULT_BLOCK_MS } from './ledger.js'
+
 /** The upstream quota as its `X-RateLimit-*` headers last said. `reset` is in unix seconds. */
 export interface QuotaObservation {
   limit: number
@@ -15,16 +17,13 @@ function numberHeader(headers: Headers, name: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined
 }
 
-/** How long `Remaining: 0` blocks when its answer gives no usable `Reset`: as a 429 that says neither (CONTRACT "Blocks hold"), seconds. */
-export const UNDATED_BLOCK_SECONDS = 60
-
 /**
  * Reads `X-RateLimit-Limit/Remaining/Reset` from an upstream answer; undefined
  * when `Limit` or `Remaining` is missing or unreadable. `reset` comes back in unix
  * seconds whatever the upstream sent: 10^12 or more is epoch milliseconds (CONTRACT
  * "Sane values only"), below 10^9 a delay in seconds from `nowMs`. Without a usable
  * `Reset`, `Remaining: 0` still blocks: its window is taken to end
- * {@link UNDATED_BLOCK_SECONDS} from `nowMs` (a 429 that says neither blocks as long);
+ * {@link DEFAULT_BLOCK_MS} from `nowMs` (a 429 that says neither blocks as long);
  * any other `Remaining` without one is undefined (it names no window).
  */
 export function readQuotaHeaders(headers: Headers, nowMs: number): QuotaObservation | undefined {
@@ -32,7 +31,7 @@ export function readQuotaHeaders(headers: Headers, nowMs: number): QuotaObservat
   const remaining = numberHeader(headers, 'x-ratelimit-remaining')
   let reset = numberHeader(headers, 'x-ratelimit-reset')
   if (limit === undefined || remaining === undefined) return undefined
-  if (reset === undefined) return remaining === 0 ? { limit, remaining, reset: Math.ceil(nowMs / 1000) + UNDATED_BLOCK_SECONDS } : undefined
+  if (reset === undefined) return remaining === 0 ? { limit, remaining, reset: Math.ceil(nowMs / 1000) + DEFAULT_BLOCK_MS / 1000 } : undefined
   if (reset >= 1_000_000_000_000) reset = Math.ceil(reset / 1000)
   else if (reset < 1_000_000_000) reset = Math.ceil(nowMs / 1000) + reset
   return { limit, remaining, reset }
